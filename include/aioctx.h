@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libaioctx: QEMU's AioContext event loop as a standalone library.
+ * Include this header to get the whole public API.
+ */
+#ifndef AIOCTX_H
+#define AIOCTX_H
+
+#include <aioctx/export.h>
+#include <aioctx/error.h>
+#include <aioctx/event-notifier.h>
+#include <aioctx/timer.h>
+#include <aioctx/aio.h>
+
+#endif /* AIOCTX_H */

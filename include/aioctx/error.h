@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libaioctx: error reporting in QEMU's Error style.
+ *
+ * A function that can fail takes "Error **errp" as its last argument.  On
+ * failure it stores a newly allocated Error in *errp (if errp is not NULL);
+ * the caller then owns it and must error_free() it or hand it on with
+ * error_propagate().  Pass &error_abort to abort on failure, &error_fatal
+ * to print the message and exit(1), or NULL to ignore the error.
+ *
+ * Every function here may be called from any thread.
+ */
+#ifndef AIOCTX_ERROR_H
+#define AIOCTX_ERROR_H
+
+#include <stdbool.h>
+#include <aioctx/export.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct Error Error;
+
+/* Pass &error_abort as errp: a failure prints its message and aborts. */
+AIOCTX_API extern Error *error_abort;
+/* Pass &error_fatal as errp: a failure prints its message and exits(1). */
+AIOCTX_API extern Error *error_fatal;
+
+/*
+ * Store a new error with a printf-formatted message in *errp.
+ * errp may be NULL (the error is dropped).  *errp must be NULL on entry.
+ */
+AIOCTX_API void error_setg(Error **errp, const char *fmt, ...)
+    AIOCTX_PRINTF(2, 3);
+
+/*
+ * Like error_setg(), then append ": " and strerror(os_errno) to the message.
+ * os_errno is a positive errno value (a negative one is accepted too).
+ */
+AIOCTX_API void error_setg_errno(Error **errp, int os_errno, const char *fmt,
+                                 ...) AIOCTX_PRINTF(3, 4);
+
+/*
+ * Move local_err into *dst_errp.  If dst_errp is NULL, or *dst_errp already
+ * holds an error, local_err is freed instead.  local_err may be NULL.
+ */
+AIOCTX_API void error_propagate(Error **dst_errp, Error *local_err);
+
+/* Return the human-readable message of err (owned by err). */
+AIOCTX_API const char *error_get_pretty(const Error *err);
+
+/*
+ * Return the errno value given to error_setg_errno() (positive), or 0 when
+ * the error was made by error_setg().  libaioctx's own addition.
+ */
+AIOCTX_API int error_get_errno(const Error *err);
+
+/* Print err's message to stderr with an "error: " prefix, then free it. */
+AIOCTX_API void error_report_err(Error *err);
+
+/* Free err.  NULL is accepted and ignored. */
+AIOCTX_API void error_free(Error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AIOCTX_ERROR_H */

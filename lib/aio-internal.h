@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Private structures shared by the files of lib/ that implement the
+ * AioContext core.  Nothing here is visible to programs.
+ */
+#ifndef AIOCTX_AIO_INTERNAL_H
+#define AIOCTX_AIO_INTERNAL_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "aioctx/aio.h"
+#include "engine.h"
+#include "lockcnt.h"
+
+/* Relaxed and ordered atomic accessors, spelled once. */
+#define aio_load(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define aio_load_acquire(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define aio_store(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define aio_store_release(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+
+/* ---- fd handlers (handlers.c) ---- */
+
+struct AioHandler {
+    AioContext *ctx;
+    int fd;
+    int events; /* POLLIN|POLLHUP|POLLERR for io_read, POLLOUT|POLLERR */
+    IOHandler *io_read;
+    IOHandler *io_write;
+    AioPollFn *io_poll;
+    IOHandler *io_poll_ready;
+    IOHandler *io_poll_begin;
+    IOHandler *io_poll_end;
+    void *opaque;
+    bool deleted;     /* atomic: removed or replaced */
+    bool is_notifier; /* the context's own notifier: never progress */
+    bool poll_ready;  /* io_poll said ready; io_poll_ready must run */
+    bool in_poll_ready; /* io_poll_ready is running: do not poll again */
+    int revents;
+    /* All handlers; walkers follow next with acquire loads. */
+    AioHandler *next;
+    AioHandler **pprev;
+    /* Membership of one ready list at a time. */
+    AioHandler *ready_next;
+    AioHandler **ready_pprev;
+    alignas(max_align_t) unsigned char engine_priv[];
+};
+
+struct AioReadyList {
+    AioHandler *head;
+};
+
+/* ---- bottom halves (bh.c) ---- */
+
+typedef struct BHSlice BHSlice;
+struct BHSlice {
+    QEMUBH *head;
+    BHSlice *next;
+};
+
+/* ---- the context ---- */
+
+struct AioContext {
+    unsigned refcnt; /* atomic */
+    const AioEngineOps *engine;
+    void *engine_priv;
+    pthread_mutex_t acquire_lock; /* recursive; aio_context_acquire */
+
+    /* Bottom halves: a lock-free LIFO that any thread pushes onto. */
+    QEMUBH *bh_list;
+    /* Slices being run by (nested) aio_bh_poll calls; home thread only. */
+    BHSlice *slice_head;
+    BHSlice **slice_tailp;
+    /* Every BH made by aio_bh_new_full, so destruction can free it. */
+    pthread_mutex_t bh_all_lock;
+    QEMUBH *bh_all;
+
+    /* Notification (the notify_me protocol). */
+    unsigned notify_me; /* atomic: 2 per aio_poll about to sleep, 1 prepare */
+    bool notified;      /* atomic */
+    EventNotifier notifier;
+
+    /* fd handlers. */
+    AioLockCnt list_lock;
+    AioHandler *handlers;
+    AioHandler **by_fd; /* live handler per fd number */
+    int by_fd_size;
+    int handler_count;
+    int deleted_count;
+    int poll_disable_cnt; /* handlers without io_poll */
+
+    /* Adaptive polling. */
+    int64_t poll_ns;
+    int64_t poll_max_ns;
+    int64_t poll_grow;
+    int64_t poll_shrink;
+    bool poll_started;
+    bool poll_reset; /* atomic: parameters changed, poll_ns back to 0 */
+
+    /* Parameters kept for file I/O and the thread pool. */
+    int64_t aio_max_batch;
+    int thread_pool_min;
+    int thread_pool_max;
+};
+
+/* bh.c */
+void aio_bh_init_ctx(AioContext *ctx);
+void aio_bh_destroy_ctx(AioContext *ctx);
+/* 0 if a non-idle BH is scheduled, 10 ms if only idle ones, else -1. */
+int64_t aio_bh_timeout(AioContext *ctx);
+
+/* handlers.c */
+void aio_set_fd_handler_full(AioContext *ctx, int fd, IOHandler *io_read,
+                             IOHandler *io_write, AioPollFn *io_poll,
+                             IOHandler *io_poll_ready, void *opaque,
+                             bool is_notifier);
+void aio_handlers_destroy_ctx(AioContext *ctx);
+/* Run the ready list; returns progress. */
+bool aio_dispatch_ready(AioContext *ctx, AioReadyList *ready);
+/* Empty a ready list without dispatching it. */
+void aio_ready_list_clear(AioReadyList *ready);
+/* Free handlers marked deleted if the caller is the only walker. */
+void aio_free_deleted_handlers(AioContext *ctx);
+/*
+ * Start or stop busy-polling mode (io_poll_begin/io_poll_end); when
+ * stopping, poll each handler once more.  Returns progress; *any_ready
+ * is set when something (even the notifier) was found ready.
+ */
+bool aio_poll_set_started(AioContext *ctx, AioReadyList *ready, bool started,
+                          bool *any_ready);
+/*
+ * Call every io_poll once; ready ones join ready (unless it is NULL).
+ * Returns progress; *any_ready is set if anything, even the notifier, was.
+ */
+bool aio_run_poll_handlers_once(AioContext *ctx, AioReadyList *ready,
+                                bool *any_ready);
+
+/* time helper */
+static inline int64_t aio_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+#endif /* AIOCTX_AIO_INTERNAL_H */

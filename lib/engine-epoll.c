@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The "epoll" engine: level-triggered epoll, nanosecond timeouts through
+ * epoll_pwait2() where the kernel has it.  O(ready fds) per wait.
+ *
+ * Descriptors epoll refuses (regular files and block devices give EPERM)
+ * are reported ready on every wait, which is what poll(2) does with them.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "aio-internal.h"
+
+#define EPOLL_EVENTS_MIN 128
+#define EPOLL_EVENTS_MAX 4096
+
+typedef struct EpollEngine {
+    int epfd;
+    bool have_pwait2;
+    int always_ready; /* handlers epoll refused */
+    struct epoll_event *events;
+    int nevents;
+} EpollEngine;
+
+typedef struct EpollHandler {
+    bool always_ready;
+} EpollHandler;
+
+static int epoll_probe(void)
+{
+    int fd = epoll_create1(EPOLL_CLOEXEC);
+
+    if (fd < 0) {
+        return -errno;
+    }
+    close(fd);
+    return 0;
+}
+
+static int epoll_engine_init(AioContext *ctx, Error **errp)
+{
+    EpollEngine *ee = aio_engine_priv(ctx);
+    struct timespec zero = { 0, 0 };
+    struct epoll_event ev;
+
+    ee->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (ee->epfd < 0) {
+        int err = errno;
+
+        error_setg_errno(errp, err, "epoll");
+        return -err;
+    }
+    ee->nevents = EPOLL_EVENTS_MIN;
+    ee->events = calloc(ee->nevents, sizeof(*ee->events));
+    if (!ee->events) {
+        close(ee->epfd);
+        error_setg_errno(errp, ENOMEM, "epoll");
+        return -ENOMEM;
+    }
+    /* Kernels before 5.11 lack epoll_pwait2: fall back to ms timeouts. */
+    ee->have_pwait2 = epoll_pwait2(ee->epfd, &ev, 1, &zero, NULL) >= 0 ||
+                      errno != ENOSYS;
+    return 0;
+}
+
+static void epoll_engine_destroy(AioContext *ctx)
+{
+    EpollEngine *ee = aio_engine_priv(ctx);
+
+    close(ee->epfd);
+    free(ee->events);
+}
+
+static int epoll_ctl_node(EpollEngine *ee, int op, AioHandler *node)
+{
+    struct epoll_event ev = { .events = (uint32_t)aio_handler_events(node),
+                              .data.ptr = node };
+
+    return epoll_ctl(ee->epfd, op, aio_handler_fd(node), &ev) < 0 ? -errno
+                                                                   : 0;
+}
+
+/* Watch new_node; ADD and MOD are retried as each other for reused fds. */
+static void epoll_watch(EpollEngine *ee, AioHandler *new_node, bool had_old)
+{
+    EpollHandler *eh = aio_handler_engine_priv(new_node);
+    int ret = epoll_ctl_node(ee, had_old ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
+                             new_node);
+
+    if (ret == -ENOENT) {
+        ret = epoll_ctl_node(ee, EPOLL_CTL_ADD, new_node);
+    } else if (ret == -EEXIST) {
+        ret = epoll_ctl_node(ee, EPOLL_CTL_MOD, new_node);
+    }
+    if (ret == -EPERM) {
+        aio_store(&eh->always_ready, true);
+        aio_store(&ee->always_ready, ee->always_ready + 1);
+        return;
+    }
+    if (ret < 0) {
+        fprintf(stderr, "libaioctx: epoll cannot watch fd %d: %s\n",
+                aio_handler_fd(new_node), strerror(-ret));
+    }
+}
+
+static void epoll_update(AioContext *ctx, AioHandler *old_node,
+                         AioHandler *new_node)
+{
+    EpollEngine *ee = aio_engine_priv(ctx);
+    bool old_refused = false;
+
+    if (old_node) {
+        EpollHandler *eh = aio_handler_engine_priv(old_node);
+
+        old_refused = aio_load(&eh->always_ready);
+        if (old_refused) {
+            aio_store(&eh->always_ready, false);
+            aio_store(&ee->always_ready, ee->always_ready - 1);
+        }
+    }
+    if (new_node) {
+        epoll_watch(ee, new_node, old_node && !old_refused);
+        return;
+    }
+    if (old_node && !old_refused) {
+        /* Fails harmlessly if the fd was closed while registered. */
+        epoll_ctl(ee->epfd, EPOLL_CTL_DEL, aio_handler_fd(old_node), NULL);
+    }
+}
+
+typedef struct AlwaysReadyWalk {
+    AioReadyList *ready;
+    int found;
+} AlwaysReadyWalk;
+
+static void epoll_add_always_ready(AioHandler *node, void *opaque)
+{
+    EpollHandler *eh = aio_handler_engine_priv(node);
+    AlwaysReadyWalk *walk = opaque;
+
+    if (!aio_load(&eh->always_ready)) {
+        return;
+    }
+    aio_ready_list_add(walk->ready, node,
+                       aio_handler_events(node) & (POLLIN | POLLOUT));
+    walk->found++;
+}
+
+static int epoll_sleep(EpollEngine *ee, int64_t timeout_ns)
+{
+    struct timespec ts;
+    int ms;
+
+    if (timeout_ns < 0) {
+        return epoll_wait(ee->epfd, ee->events, ee->nevents, -1);
+    }
+    if (ee->have_pwait2) {
+        ts.tv_sec = timeout_ns / 1000000000LL;
+        ts.tv_nsec = timeout_ns % 1000000000LL;
+        return epoll_pwait2(ee->epfd, ee->events, ee->nevents, &ts, NULL);
+    }
+    /* Round up so a timer is never reported before its deadline. */
+    ms = timeout_ns / 1000000 + (timeout_ns % 1000000 != 0);
+    return epoll_wait(ee->epfd, ee->events, ee->nevents, ms);
+}
+
+static void epoll_grow_events(EpollEngine *ee)
+{
+    struct epoll_event *bigger;
+
+    if (ee->nevents >= EPOLL_EVENTS_MAX) {
+        return;
+    }
+    bigger = realloc(ee->events, 2 * ee->nevents * sizeof(*bigger));
+    if (bigger) {
+        ee->events = bigger;
+        ee->nevents *= 2;
+    }
+}
+
+static int epoll_engine_wait(AioContext *ctx, AioReadyList *ready,
+                             int64_t timeout_ns)
+{
+    EpollEngine *ee = aio_engine_priv(ctx);
+    AlwaysReadyWalk walk = { .ready = ready, .found = 0 };
+    int n;
+
+    bool refused = aio_load(&ee->always_ready) != 0;
+
+    if (refused) {
+        timeout_ns = 0;
+    }
+    n = epoll_sleep(ee, timeout_ns);
+    if (n < 0) {
+        n = errno == EINTR ? 0 : -errno;
+    }
+    for (int i = 0; i < n; i++) {
+        aio_ready_list_add(ready, ee->events[i].data.ptr,
+                           (int)ee->events[i].events);
+    }
+    if (n == ee->nevents) {
+        epoll_grow_events(ee); /* the rest wait for the next pass */
+    }
+    if (refused) {
+        aio_handlers_foreach(ctx, epoll_add_always_ready, &walk);
+    }
+    return n < 0 ? n : n + walk.found;
+}
+
+static bool epoll_need_wait(AioContext *ctx)
+{
+    return aio_poll_disabled(ctx);
+}
+
+static int epoll_pollfd(AioContext *ctx)
+{
+    EpollEngine *ee = aio_engine_priv(ctx);
+
+    return ee->epfd;
+}
+
+const AioEngineOps aio_engine_epoll = {
+    .version = AIO_ENGINE_OPS_VERSION,
+    .name = "epoll",
+    .ctx_priv_size = sizeof(EpollEngine),
+    .handler_priv_size = sizeof(EpollHandler),
+    .probe = epoll_probe,
+    .init = epoll_engine_init,
+    .destroy = epoll_engine_destroy,
+    .update = epoll_update,
+    .wait = epoll_engine_wait,
+    .need_wait = epoll_need_wait,
+    .pollfd = epoll_pollfd,
+};

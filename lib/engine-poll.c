@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The "poll" engine: ppoll(2) over every watched fd, rebuilt on each wait.
+ * O(registered fds) per wait; the portable fallback.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "aio-internal.h"
+
+typedef struct PollEngine {
+    struct pollfd *fds;
+    AioHandler **nodes;
+    int nfds;
+    int capacity;
+} PollEngine;
+
+static int poll_probe(void)
+{
+    return 0;
+}
+
+static int poll_init(AioContext *ctx, Error **errp)
+{
+    (void)ctx;
+    (void)errp;
+    return 0;
+}
+
+static void poll_destroy(AioContext *ctx)
+{
+    PollEngine *pe = aio_engine_priv(ctx);
+
+    free(pe->fds);
+    free(pe->nodes);
+}
+
+static void poll_update(AioContext *ctx, AioHandler *old_node,
+                        AioHandler *new_node)
+{
+    (void)ctx;
+    (void)old_node;
+    (void)new_node; /* the set is rebuilt on every wait */
+}
+
+static bool poll_reserve(PollEngine *pe, int n)
+{
+    struct pollfd *fds;
+    AioHandler **nodes;
+    int cap = pe->capacity ? pe->capacity : 16;
+
+    if (n <= pe->capacity) {
+        return true;
+    }
+    while (cap < n) {
+        cap *= 2;
+    }
+    fds = realloc(pe->fds, cap * sizeof(*fds));
+    if (!fds) {
+        return false;
+    }
+    pe->fds = fds;
+    nodes = realloc(pe->nodes, cap * sizeof(*nodes));
+    if (!nodes) {
+        return false;
+    }
+    pe->nodes = nodes;
+    pe->capacity = cap;
+    return true;
+}
+
+static void poll_collect(AioHandler *node, void *opaque)
+{
+    PollEngine *pe = opaque;
+    int events = aio_handler_events(node);
+
+    if (!events || !poll_reserve(pe, pe->nfds + 1)) {
+        return;
+    }
+    pe->fds[pe->nfds] = (struct pollfd){ .fd = aio_handler_fd(node),
+                                         .events = (short)events };
+    pe->nodes[pe->nfds] = node;
+    pe->nfds++;
+}
+
+static int poll_wait(AioContext *ctx, AioReadyList *ready, int64_t timeout_ns)
+{
+    PollEngine *pe = aio_engine_priv(ctx);
+    struct timespec ts, *tsp = NULL;
+    int n, found = 0;
+
+    pe->nfds = 0;
+    aio_handlers_foreach(ctx, poll_collect, pe);
+    if (timeout_ns >= 0) {
+        ts.tv_sec = timeout_ns / 1000000000LL;
+        ts.tv_nsec = timeout_ns % 1000000000LL;
+        tsp = &ts;
+    }
+    n = ppoll(pe->fds, pe->nfds, tsp, NULL);
+    if (n < 0) {
+        return errno == EINTR ? 0 : -errno;
+    }
+    for (int i = 0; i < pe->nfds && found < n; i++) {
+        int revents = pe->fds[i].revents;
+
+        if (!revents) {
+            continue;
+        }
+        if (revents & POLLNVAL) {
+            revents = (revents & ~POLLNVAL) | POLLERR; /* fd was closed */
+        }
+        aio_ready_list_add(ready, pe->nodes[i], revents);
+        found++;
+    }
+    return found;
+}
+
+static bool poll_need_wait(AioContext *ctx)
+{
+    return aio_poll_disabled(ctx);
+}
+
+const AioEngineOps aio_engine_poll = {
+    .version = AIO_ENGINE_OPS_VERSION,
+    .name = "poll",
+    .ctx_priv_size = sizeof(PollEngine),
+    .handler_priv_size = 0,
+    .probe = poll_probe,
+    .init = poll_init,
+    .destroy = poll_destroy,
+    .update = poll_update,
+    .wait = poll_wait,
+    .need_wait = poll_need_wait,
+    .pollfd = NULL,
+};

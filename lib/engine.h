@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The engine vtable: how an AioContext waits for file descriptors (and, in
+ * later versions, submits file I/O).
+ *
+ * One engine is one lib/engine-<name>.c file defining a single
+ * "const AioEngineOps"; lib/engine.c lists them in preference order.  The
+ * core never looks inside an engine: it allocates ctx_priv_size bytes per
+ * context and handler_priv_size bytes per handler for the engine's own use
+ * (zero-filled) and reaches them with aio_engine_priv() and
+ * aio_handler_engine_priv().
+ *
+ * Threads and locks:
+ *  - probe may run in any thread at any time and must have no side effects;
+ *  - init/destroy run once per context, with no other user;
+ *  - update runs with ctx->list_lock LOCKED, in any thread;
+ *  - wait/need_wait/pollfd run in the home thread with the list lock's
+ *    visitor count held (handlers may be marked deleted meanwhile but are
+ *    not freed).
+ */
+#ifndef AIOCTX_ENGINE_H
+#define AIOCTX_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aioctx/aio.h"
+
+typedef struct AioHandler AioHandler;
+typedef struct AioReadyList AioReadyList;
+
+#define AIO_ENGINE_OPS_VERSION 1
+
+typedef struct AioEngineOps {
+    /* AIO_ENGINE_OPS_VERSION; the struct only grows at the end. */
+    int version;
+    /* Name used by AIOCTX_ENGINE and AioContextOptions.engine. */
+    const char *name;
+    /* Bytes of private state per context and per handler. */
+    size_t ctx_priv_size;
+    size_t handler_priv_size;
+
+    /*
+     * Can this engine work here?  Returns 0 or the -errno the kernel gave.
+     * No side effects (resources made to find out are released).
+     */
+    int (*probe)(void);
+
+    /*
+     * Set up the engine for ctx.  Returns 0, or -errno with *errp set to a
+     * message that names the engine and the cause.
+     */
+    int (*init)(AioContext *ctx, Error **errp);
+
+    /* Release everything init made.  Handlers are already gone. */
+    void (*destroy)(AioContext *ctx);
+
+    /*
+     * A handler was added (old_node NULL), changed (both set; new_node
+     * replaces old_node for the same fd) or removed (new_node NULL).
+     * Engines that fail to watch an fd must still keep the loop working
+     * (for example by reporting the fd as always ready, as poll(2) does
+     * for regular files).
+     */
+    void (*update)(AioContext *ctx, AioHandler *old_node,
+                   AioHandler *new_node);
+
+    /*
+     * Wait up to timeout_ns (-1 forever, 0 not at all) for watched fds and
+     * add the ready ones to ready with aio_ready_list_add().  Returns the
+     * number added, or -errno (EINTR is not an error: return 0).
+     */
+    int (*wait)(AioContext *ctx, AioReadyList *ready, int64_t timeout_ns);
+
+    /*
+     * During busy-polling: true when wait() must be called because fds may
+     * be ready that io_poll callbacks do not see.
+     */
+    bool (*need_wait)(AioContext *ctx);
+
+    /*
+     * A single descriptor that polls readable whenever wait() would find
+     * something (for embedding in a foreign loop), or -1 if the engine has
+     * none.  May be NULL.
+     */
+    int (*pollfd)(AioContext *ctx);
+} AioEngineOps;
+
+/* Engine lookup (engine.c). */
+
+/* The engine called name, or NULL. "auto" is not an engine. */
+const AioEngineOps *aio_engine_find(const char *name);
+/* Comma-separated list of every compiled-in engine, for messages. */
+const char *aio_engine_names(void);
+/* The compiled-in engines, best first, NULL-terminated. */
+extern const AioEngineOps *const aio_engines[];
+
+extern const AioEngineOps aio_engine_poll;
+extern const AioEngineOps aio_engine_epoll;
+
+/* Services the core offers engines (context.c / handlers.c). */
+
+void *aio_engine_priv(AioContext *ctx);
+void *aio_handler_engine_priv(AioHandler *node);
+int aio_handler_fd(AioHandler *node);
+/* POLLIN/POLLOUT-style interest of the handler (0 when being removed). */
+int aio_handler_events(AioHandler *node);
+/* True once the handler was removed or replaced. */
+bool aio_handler_deleted(AioHandler *node);
+/* Report node as ready with revents (POLLIN, POLLOUT, POLLHUP, POLLERR). */
+void aio_ready_list_add(AioReadyList *ready, AioHandler *node, int revents);
+/* Call fn on every live handler (visitor count held by the caller). */
+void aio_handlers_foreach(AioContext *ctx,
+                          void (*fn)(AioHandler *node, void *opaque),
+                          void *opaque);
+/* Number of live handlers. */
+int aio_handler_count(AioContext *ctx);
+/* Whether busy polling is disabled (some handler lacks io_poll). */
+bool aio_poll_disabled(AioContext *ctx);
+
+#endif /* AIOCTX_ENGINE_H */

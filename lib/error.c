@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Error objects: a formatted message plus the errno that caused it.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aioctx/error.h"
+
+struct Error {
+    char *msg;
+    int os_errno;
+};
+
+AIOCTX_API Error *error_abort;
+AIOCTX_API Error *error_fatal;
+
+static void error_deliver(Error **errp, Error *err)
+{
+    if (errp == &error_abort) {
+        fprintf(stderr, "libaioctx: unexpected error: %s\n", err->msg);
+        abort();
+    }
+    if (errp == &error_fatal) {
+        fprintf(stderr, "error: %s\n", err->msg);
+        exit(1);
+    }
+    if (!errp || *errp) {
+        error_free(err);
+        return;
+    }
+    *errp = err;
+}
+
+static Error *error_vnew(int os_errno, const char *fmt, va_list ap)
+{
+    Error *err = calloc(1, sizeof(*err));
+    char *msg = NULL;
+
+    if (!err || vasprintf(&msg, fmt, ap) < 0) {
+        fprintf(stderr, "libaioctx: out of memory reporting an error\n");
+        abort();
+    }
+    if (os_errno) {
+        char *full = NULL;
+
+        if (asprintf(&full, "%s: %s", msg, strerror(os_errno)) < 0) {
+            abort();
+        }
+        free(msg);
+        msg = full;
+    }
+    err->msg = msg;
+    err->os_errno = os_errno;
+    return err;
+}
+
+AIOCTX_API void error_setg(Error **errp, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!errp) {
+        return;
+    }
+    va_start(ap, fmt);
+    error_deliver(errp, error_vnew(0, fmt, ap));
+    va_end(ap);
+}
+
+AIOCTX_API void error_setg_errno(Error **errp, int os_errno, const char *fmt,
+                                 ...)
+{
+    va_list ap;
+
+    if (!errp) {
+        return;
+    }
+    va_start(ap, fmt);
+    error_deliver(errp, error_vnew(os_errno < 0 ? -os_errno : os_errno, fmt,
+                                   ap));
+    va_end(ap);
+}
+
+AIOCTX_API void error_propagate(Error **dst_errp, Error *local_err)
+{
+    if (local_err) {
+        error_deliver(dst_errp, local_err);
+    }
+}
+
+AIOCTX_API const char *error_get_pretty(const Error *err)
+{
+    return err ? err->msg : "";
+}
+
+AIOCTX_API int error_get_errno(const Error *err)
+{
+    return err ? err->os_errno : 0;
+}
+
+AIOCTX_API void error_report_err(Error *err)
+{
+    if (!err) {
+        return;
+    }
+    fprintf(stderr, "error: %s\n", err->msg);
+    error_free(err);
+}
+
+AIOCTX_API void error_free(Error *err)
+{
+    if (!err) {
+        return;
+    }
+    free(err->msg);
+    free(err);
+}

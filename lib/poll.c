@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * aio_poll(): one loop iteration, read as a list of phases:
+ * compute the timeout, busy-poll (adaptive), announce the sleep, wait on
+ * the engine, acknowledge notifications, run bottom halves, dispatch ready
+ * handlers, free deleted handlers, run timers.
+ *
+ * Also the pieces that let a foreign loop drive a context: aio_prepare(),
+ * aio_pending(), aio_dispatch(), aio_compute_timeout().
+ */
+#include <poll.h>
+
+#include "aio-internal.h"
+
+#define POLL_GROW_DEFAULT 2
+#define POLL_START_NS 4000
+
+/* Minimum of two timeouts where -1 means forever. */
+static int64_t soonest(int64_t a, int64_t b)
+{
+    return (uint64_t)a < (uint64_t)b ? a : b;
+}
+
+AIOCTX_API int64_t aio_compute_timeout(AioContext *ctx)
+{
+    return aio_bh_timeout(ctx);
+}
+
+/* The adaptive poll-time rule, applied once per aio_poll. */
+static void adjust_poll_time(AioContext *ctx, int64_t block_ns)
+{
+    int64_t ns = ctx->poll_ns;
+    int64_t max_ns = aio_load(&ctx->poll_max_ns);
+
+    if (block_ns <= ns) {
+        return;
+    }
+    if (block_ns > max_ns) {
+        int64_t shrink = aio_load(&ctx->poll_shrink);
+
+        ctx->poll_ns = shrink ? ns / shrink : 0;
+        return;
+    }
+    if (ns < max_ns && block_ns < max_ns) {
+        int64_t grow = aio_load(&ctx->poll_grow);
+
+        ns = ns ? ns * (grow ? grow : POLL_GROW_DEFAULT) : POLL_START_NS;
+        ctx->poll_ns = ns > max_ns ? max_ns : ns;
+    }
+}
+
+/*
+ * Busy-poll the io_poll callbacks for up to the current poll time.  When
+ * something is found, *timeout becomes 0; otherwise the polling time is
+ * taken off *timeout.  Returns progress.
+ */
+static bool try_poll_mode(AioContext *ctx, AioReadyList *ready,
+                          int64_t *timeout)
+{
+    int64_t max_ns = soonest(*timeout, ctx->poll_ns);
+    int64_t start, elapsed;
+    bool progress = false, any = false;
+
+    if (!max_ns || ctx->engine->need_wait(ctx)) {
+        return false;
+    }
+    aio_poll_set_started(ctx, ready, true, &any);
+    start = aio_now_ns();
+    do {
+        progress |= aio_run_poll_handlers_once(ctx, ready, &any);
+        elapsed = aio_now_ns() - start;
+    } while (!any && elapsed < max_ns && !ctx->engine->need_wait(ctx));
+
+    if (any) {
+        *timeout = 0;
+    } else if (*timeout > 0) {
+        *timeout = *timeout > elapsed ? *timeout - elapsed : 0;
+    }
+    return progress;
+}
+
+/*
+ * Non-blocking pass over io_poll callbacks, used when no syscall is
+ * needed: every handler can be polled from user space.
+ */
+static bool poll_handlers_nonblocking(AioContext *ctx, AioReadyList *ready)
+{
+    bool any = false;
+
+    return aio_run_poll_handlers_once(ctx, ready, &any);
+}
+
+/* The notify_me half of the Dekker pair with aio_notify(). */
+static int64_t announce_sleep(AioContext *ctx, int64_t timeout)
+{
+    __atomic_fetch_add(&ctx->notify_me, 2, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&ctx->notified, __ATOMIC_SEQ_CST)) {
+        return 0;
+    }
+    return timeout;
+}
+
+static bool wait_on_engine(AioContext *ctx, AioReadyList *ready,
+                           int64_t timeout)
+{
+    bool progress = false, any = false;
+
+    progress = aio_poll_set_started(ctx, ready, false, &any);
+    if (any) {
+        timeout = 0;
+    }
+    ctx->engine->wait(ctx, ready, timeout);
+    return progress;
+}
+
+/*
+ * One iteration.  force_wait asks the engine for ready fds even when a
+ * non-blocking pass could skip the syscall (aio_dispatch() does).
+ */
+static bool poll_once(AioContext *ctx, bool blocking, bool force_wait)
+{
+    AioReadyList ready = { NULL };
+    bool progress, use_notify_me;
+    int64_t timeout, start = 0;
+    bool polling = aio_load(&ctx->poll_max_ns) != 0;
+
+    lockcnt_inc(&ctx->list_lock);
+    if (polling) {
+        if (aio_load_acquire(&ctx->poll_reset)) {
+            aio_store(&ctx->poll_reset, false);
+            ctx->poll_ns = 0;
+        }
+        start = aio_now_ns();
+    }
+
+    timeout = blocking ? aio_compute_timeout(ctx) : 0;
+    progress = try_poll_mode(ctx, &ready, &timeout);
+
+    use_notify_me = timeout != 0;
+    if (use_notify_me) {
+        timeout = announce_sleep(ctx, timeout);
+    }
+    if (timeout != 0 || force_wait || ctx->engine->need_wait(ctx)) {
+        progress |= wait_on_engine(ctx, &ready, timeout);
+    } else if (!ready.head) {
+        progress |= poll_handlers_nonblocking(ctx, &ready);
+    }
+    if (use_notify_me) {
+        __atomic_fetch_sub(&ctx->notify_me, 2, __ATOMIC_RELEASE);
+    }
+    aio_notify_accept(ctx);
+
+    if (polling) {
+        adjust_poll_time(ctx, aio_now_ns() - start);
+    }
+
+    progress |= aio_bh_poll(ctx);
+    progress |= aio_dispatch_ready(ctx, &ready);
+    aio_free_deleted_handlers(ctx);
+    lockcnt_dec(&ctx->list_lock);
+    return progress;
+}
+
+AIOCTX_API bool aio_poll(AioContext *ctx, bool blocking)
+{
+    return poll_once(ctx, blocking, false);
+}
+
+AIOCTX_API bool aio_prepare(AioContext *ctx)
+{
+    bool any = false;
+
+    __atomic_fetch_or(&ctx->notify_me, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&ctx->notified, __ATOMIC_SEQ_CST) ||
+        aio_compute_timeout(ctx) == 0) {
+        return true;
+    }
+    /* Handlers that can be polled from user space may have work too. */
+    lockcnt_inc(&ctx->list_lock);
+    aio_run_poll_handlers_once(ctx, NULL, &any);
+    lockcnt_dec(&ctx->list_lock);
+    return any;
+}
+
+AIOCTX_API bool aio_pending(AioContext *ctx)
+{
+    AioReadyList ready = { NULL };
+    bool pending;
+
+    if (aio_compute_timeout(ctx) == 0) {
+        return true;
+    }
+    lockcnt_inc(&ctx->list_lock);
+    pending = ctx->engine->wait(ctx, &ready, 0) > 0;
+    /* Only a question: aio_dispatch() looks again and runs them. */
+    aio_ready_list_clear(&ready);
+    lockcnt_dec(&ctx->list_lock);
+    return pending;
+}
+
+AIOCTX_API void aio_dispatch(AioContext *ctx)
+{
+    __atomic_fetch_and(&ctx->notify_me, ~1u, __ATOMIC_RELEASE);
+    poll_once(ctx, false, true);
+}

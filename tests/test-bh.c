@@ -1,0 +1,448 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Bottom halves: counts, ordering, nesting, cancel/delete from callbacks,
+ * one-shot BHs, cross-thread scheduling, destruction with BHs pending.
+ */
+#include <pthread.h>
+#include <unistd.h>
+
+#include "test-util.h"
+
+typedef struct {
+    AioContext *ctx;
+    QEMUBH *bh;
+    int n;
+    int max;
+    int order[16];
+    int norder;
+} Counter;
+
+static void count_cb(void *opaque)
+{
+    Counter *c = opaque;
+
+    c->n++;
+}
+
+START_TEST(test_bh_schedule_runs_once)
+{
+    AioContext *ctx = test_ctx_new();
+    Counter c = { 0 };
+    QEMUBH *bh = aio_bh_new(ctx, count_cb, &c);
+
+    test_consume_notify(ctx);
+    ck_assert(!aio_poll(ctx, false));
+    qemu_bh_schedule(bh);
+    qemu_bh_schedule(bh); /* already scheduled: still one run */
+    ck_assert_int_eq(c.n, 0);
+    ck_assert(aio_poll(ctx, true));
+    ck_assert_int_eq(c.n, 1);
+    ck_assert(!aio_poll(ctx, false));
+    ck_assert_int_eq(c.n, 1);
+    qemu_bh_delete(bh);
+    aio_poll(ctx, false);
+    aio_context_unref(ctx);
+}
+END_TEST
+
+typedef struct {
+    int *log;
+    int *nlog;
+    int id;
+} OrderItem;
+
+static void order_cb(void *opaque)
+{
+    OrderItem *it = opaque;
+
+    it->log[(*it->nlog)++] = it->id;
+}
+
+START_TEST(test_bh_fifo_order)
+{
+    AioContext *ctx = test_ctx_new();
+    int log[8], nlog = 0;
+    OrderItem items[8];
+
+    for (int i = 0; i < 8; i++) {
+        items[i] = (OrderItem){ log, &nlog, i };
+        aio_bh_schedule_oneshot(ctx, order_cb, &items[i]);
+    }
+    ck_assert(aio_poll(ctx, false));
+    ck_assert_int_eq(nlog, 8);
+    for (int i = 0; i < 8; i++) {
+        ck_assert_int_eq(log[i], i);
+    }
+    aio_context_unref(ctx);
+}
+END_TEST
+
+static void resched_cb(void *opaque)
+{
+    Counter *c = opaque;
+
+    if (++c->n < c->max) {
+        qemu_bh_schedule(c->bh);
+    }
+}
+
+START_TEST(test_bh_self_reschedule_one_per_poll)
+{
+    AioContext *ctx = test_ctx_new();
+    Counter c = { .max = 10 };
+
+    c.bh = aio_bh_new(ctx, resched_cb, &c);
+    qemu_bh_schedule(c.bh);
+    for (int i = 1; i <= 10; i++) {
+        ck_assert(aio_poll(ctx, false));
+        ck_assert_int_eq(c.n, i);
+    }
+    ck_assert(!aio_poll(ctx, false));
+    qemu_bh_delete(c.bh);
+    aio_context_unref(ctx);
+}
+END_TEST
+
+START_TEST(test_bh_cancel)
+{
+    AioContext *ctx = test_ctx_new();
+    Counter c = { 0 };
+    QEMUBH *bh = aio_bh_new(ctx, count_cb, &c);
+
+    qemu_bh_schedule(bh);
+    qemu_bh_cancel(bh);
+    ck_assert(!aio_poll(ctx, false));
+    ck_assert_int_eq(c.n, 0);
+    qemu_bh_schedule(bh);
+    ck_assert(aio_poll(ctx, false));
+    ck_assert_int_eq(c.n, 1);
+    qemu_bh_delete(bh);
+    aio_context_unref(ctx);
+}
+END_TEST
+
+START_TEST(test_bh_delete_scheduled_never_runs)
+{
+    AioContext *ctx = test_ctx_new();
+    Counter c = { 0 };
+    QEMUBH *bh = aio_bh_new(ctx, count_cb, &c);
+
+    qemu_bh_schedule(bh);
+    qemu_bh_delete(bh);
+    ck_assert(!aio_poll(ctx, false));
+    ck_assert_int_eq(c.n, 0);
+    aio_context_unref(ctx);
+}
+END_TEST
+
+static void delete_self_cb(void *opaque)
+{
+    Counter *c = opaque;
+
+    c->n++;
+    qemu_bh_delete(c->bh);
+}
+
+START_TEST(test_bh_delete_from_own_callback)
+{
+    AioContext *ctx = test_ctx_new();
+    Counter c = { 0 };
+
+    c.bh = aio_bh_new(ctx, delete_self_cb, &c);
+    qemu_bh_schedule(c.bh);
+    ck_assert(aio_poll(ctx, false));
+    ck_assert_int_eq(c.n, 1);
+    ck_assert(!aio_poll(ctx, false));
+    ck_assert_int_eq(c.n, 1);
+    aio_context_unref(ctx);
+}
+END_TEST
+
+typedef struct {
+    QEMUBH *victim;
+    Counter *victim_count;
+} Canceller;
+
+static void cancel_other_cb(void *opaque)
+{
+    Canceller *k = opaque;
+
+    qemu_bh_cancel(k->victim);
+}
+
+START_TEST(test_bh_cancel_other_from_callback)
+{
+    AioContext *ctx = test_ctx_new();
+    Counter c = { 0 };
+    QEMUBH *victim = aio_bh_new(ctx, count_cb, &c);
+    Canceller k = { victim, &c };
+    QEMUBH *killer = aio_bh_new(ctx, cancel_other_cb, &k);
+
+    /* FIFO: the canceller runs first and the victim must not run. */
+    qemu_bh_schedule(killer);
+    qemu_bh_schedule(victim);
+    ck_assert(aio_poll(ctx, false));
+    ck_assert_int_eq(c.n, 0);
+    ck_assert(!aio_poll(ctx, false));
+    qemu_bh_delete(victim);
+    qemu_bh_delete(killer);
+    aio_context_unref(ctx);
+}
+END_TEST
+
+typedef struct {
+    AioContext *ctx;
+    int outer_runs;
+    int inner_runs[3];
+} Nest;
+
+static Nest *nest_state;
+
+static void nest_leaf_cb(void *opaque)
+{
+    int *runs = opaque;
+
+    (*runs)++;
+}
+
+static void nest_outer_cb(void *opaque)
+{
+    Nest *n = opaque;
+
+    n->outer_runs++;
+    /* A nested poll runs the outer slice's remaining BHs exactly once. */
+    while (aio_poll(n->ctx, false)) {
+    }
+}
+
+START_TEST(test_bh_nested_poll_runs_each_once)
+{
+    AioContext *ctx = test_ctx_new();
+    Nest n = { .ctx = ctx };
+
+    nest_state = &n;
+    aio_bh_schedule_oneshot(ctx, nest_outer_cb, &n);
+    for (int i = 0; i < 3; i++) {
+        aio_bh_schedule_oneshot(ctx, nest_leaf_cb, &n.inner_runs[i]);
+    }
+    ck_assert(aio_poll(ctx, false));
+    ck_assert_int_eq(n.outer_runs, 1);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(n.inner_runs[i], 1);
+    }
+    ck_assert(!aio_poll(ctx, false));
+    aio_context_unref(ctx);
+}
+END_TEST
+
+START_TEST(test_bh_poll_direct)
+{
+    AioContext *ctx = test_ctx_new();
+    Counter c = { 0 };
+    QEMUBH *bh = aio_bh_new(ctx, count_cb, &c);
+
+    ck_assert_int_eq(aio_bh_poll(ctx), 0);
+    qemu_bh_schedule(bh);
+    ck_assert_int_eq(aio_compute_timeout(ctx), 0);
+    ck_assert_int_eq(aio_bh_poll(ctx), 1);
+    ck_assert_int_eq(c.n, 1);
+    aio_bh_call(bh);
+    ck_assert_int_eq(c.n, 2);
+    qemu_bh_delete(bh);
+    ck_assert_int_eq(aio_bh_poll(ctx), 0);
+    aio_context_unref(ctx);
+}
+END_TEST
+
+START_TEST(test_bh_idle)
+{
+    AioContext *ctx = test_ctx_new();
+    Counter c = { 0 };
+    QEMUBH *bh = aio_bh_new(ctx, count_cb, &c);
+
+    test_consume_notify(ctx);
+    qemu_bh_schedule_idle(bh);
+    ck_assert_int_eq(aio_compute_timeout(ctx), 10 * 1000 * 1000);
+    /* Idle BHs run but are not progress. */
+    ck_assert(!aio_poll(ctx, false));
+    ck_assert_int_eq(c.n, 1);
+    qemu_bh_delete(bh);
+    aio_context_unref(ctx);
+}
+END_TEST
+
+static void guard_cb(void *opaque)
+{
+    MemReentrancyGuard *g = opaque;
+
+    ck_assert(g->engaged_in_io);
+}
+
+START_TEST(test_bh_reentrancy_guard)
+{
+    AioContext *ctx = test_ctx_new();
+    MemReentrancyGuard g = { false };
+    QEMUBH *bh = aio_bh_new_guarded(ctx, guard_cb, &g, &g);
+
+    qemu_bh_schedule(bh);
+    ck_assert(aio_poll(ctx, false));
+    ck_assert(!g.engaged_in_io);
+    qemu_bh_delete(bh);
+    aio_context_unref(ctx);
+}
+END_TEST
+
+START_TEST(test_bh_destroy_pending_runs_nothing)
+{
+    AioContext *ctx = test_ctx_new();
+    Counter c = { 0 };
+    QEMUBH *a = aio_bh_new(ctx, count_cb, &c);
+
+    (void)aio_bh_new(ctx, count_cb, &c); /* never scheduled, never deleted */
+    qemu_bh_schedule(a);
+    for (int i = 0; i < 100; i++) {
+        aio_bh_schedule_oneshot(ctx, count_cb, &c);
+    }
+    aio_context_unref(ctx); /* frees all of it; ASan checks for leaks */
+    ck_assert_int_eq(c.n, 0);
+}
+END_TEST
+
+/* ---- cross-thread ---- */
+
+typedef struct {
+    AioContext *ctx;
+    int per_thread;
+    int *count;
+} Producer;
+
+static void atomic_count_cb(void *opaque)
+{
+    int *count = opaque;
+
+    (*count)++; /* runs in the home thread only */
+}
+
+static void *producer_thread(void *opaque)
+{
+    Producer *p = opaque;
+
+    for (int i = 0; i < p->per_thread; i++) {
+        aio_bh_schedule_oneshot(p->ctx, atomic_count_cb, p->count);
+    }
+    return NULL;
+}
+
+START_TEST(test_bh_cross_thread_exact_count)
+{
+    enum { THREADS = 4, PER_THREAD = 20000 };
+    AioContext *ctx = test_ctx_new();
+    pthread_t th[THREADS];
+    int count = 0;
+    Producer p = { ctx, PER_THREAD, &count };
+
+    for (int i = 0; i < THREADS; i++) {
+        pthread_create(&th[i], NULL, producer_thread, &p);
+    }
+    while (count < THREADS * PER_THREAD) {
+        aio_poll(ctx, true);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+    }
+    while (aio_poll(ctx, false)) {
+    }
+    ck_assert_int_eq(count, THREADS * PER_THREAD);
+    aio_context_unref(ctx);
+}
+END_TEST
+
+typedef struct {
+    AioContext *ctx;
+    QEMUBH *bh;
+    int delay_us;
+} Waker;
+
+static void *waker_thread(void *opaque)
+{
+    Waker *w = opaque;
+
+    usleep(w->delay_us);
+    qemu_bh_schedule(w->bh);
+    return NULL;
+}
+
+START_TEST(test_bh_cross_thread_wakes_blocking_poll)
+{
+    AioContext *ctx = test_ctx_new();
+    Counter c = { 0 };
+    Waker w = { ctx, aio_bh_new(ctx, count_cb, &c), 20000 };
+    pthread_t th;
+
+    test_consume_notify(ctx);
+    for (int round = 0; round < 20; round++) {
+        pthread_create(&th, NULL, waker_thread, &w);
+        /* Nothing else is registered: only the BH can end this sleep. */
+        while (c.n == round) {
+            aio_poll(ctx, true);
+        }
+        pthread_join(th, NULL);
+        ck_assert_int_eq(c.n, round + 1);
+        w.delay_us = round % 2 ? 0 : 2000;
+    }
+    qemu_bh_delete(w.bh);
+    aio_context_unref(ctx);
+}
+END_TEST
+
+static void *notify_thread(void *opaque)
+{
+    Waker *w = opaque;
+
+    usleep(w->delay_us);
+    aio_notify(w->ctx);
+    return NULL;
+}
+
+START_TEST(test_notify_wakes_without_progress)
+{
+    AioContext *ctx = test_ctx_new();
+    Waker w = { ctx, NULL, 20000 };
+    pthread_t th;
+
+    test_consume_notify(ctx);
+    pthread_create(&th, NULL, notify_thread, &w);
+    ck_assert(!aio_poll(ctx, true)); /* returns, but reports no progress */
+    pthread_join(th, NULL);
+    aio_notify(ctx);
+    ck_assert(!aio_poll(ctx, true));
+    aio_context_unref(ctx);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("bh");
+    TCase *tc = tcase_create("single-thread");
+
+    tcase_add_test(tc, test_bh_schedule_runs_once);
+    tcase_add_test(tc, test_bh_fifo_order);
+    tcase_add_test(tc, test_bh_self_reschedule_one_per_poll);
+    tcase_add_test(tc, test_bh_cancel);
+    tcase_add_test(tc, test_bh_delete_scheduled_never_runs);
+    tcase_add_test(tc, test_bh_delete_from_own_callback);
+    tcase_add_test(tc, test_bh_cancel_other_from_callback);
+    tcase_add_test(tc, test_bh_nested_poll_runs_each_once);
+    tcase_add_test(tc, test_bh_poll_direct);
+    tcase_add_test(tc, test_bh_idle);
+    tcase_add_test(tc, test_bh_reentrancy_guard);
+    tcase_add_test(tc, test_bh_destroy_pending_runs_nothing);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("cross-thread");
+    tcase_add_test(tc, test_bh_cross_thread_exact_count);
+    tcase_add_test(tc, test_bh_cross_thread_wakes_blocking_poll);
+    tcase_add_test(tc, test_notify_wakes_without_progress);
+    suite_add_tcase(s, tc);
+    return test_main(s);
+}
