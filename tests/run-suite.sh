@@ -1,0 +1,51 @@
+#!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Build libaioctx and run the whole ctest suite three ways:
+#   1. a normal build (with benchmarks and examples built too);
+#   2. AddressSanitizer + UndefinedBehaviorSanitizer;
+#   3. ThreadSanitizer, for the suites labelled "multithread".
+# Every suite runs once per engine this machine supports.
+# CI=true turns warnings into errors.  BUILD_ROOT picks where builds go.
+set -eu
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+root=${BUILD_ROOT:-$top/_build}
+jobs=${JOBS:-$(nproc)}
+werror=OFF
+[ "${CI:-}" = "true" ] && werror=ON
+
+step() {
+    printf '\n==== %s (%s)\n' "$1" "$(date +%T)"
+}
+
+build() { # build <dir> <cmake args...>
+    dir=$1
+    shift
+    cmake -S "$top" -B "$dir" -DAIOCTX_WERROR=$werror "$@" >/dev/null
+    cmake --build "$dir" -j "$jobs"
+}
+
+start=$(date +%s)
+
+step "normal build"
+build "$root/normal"
+step "tests, normal build"
+ctest --test-dir "$root/normal" -j "$jobs" --output-on-failure
+
+step "ASan+UBSan build"
+build "$root/asan" -DAIOCTX_SANITIZE=address,undefined \
+    -DAIOCTX_BUILD_BENCH=OFF -DAIOCTX_BUILD_EXAMPLES=OFF
+step "tests, ASan+UBSan"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir "$root/asan" -j "$jobs" --output-on-failure
+
+step "TSan build"
+build "$root/tsan" -DAIOCTX_SANITIZE=thread \
+    -DAIOCTX_BUILD_BENCH=OFF -DAIOCTX_BUILD_EXAMPLES=OFF
+step "tests labelled multithread, TSan"
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+    ctest --test-dir "$root/tsan" -j "$jobs" -L multithread --output-on-failure
+
+step "all suites passed in $(($(date +%s) - start)) s"
