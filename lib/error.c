@@ -25,7 +25,7 @@ static void error_deliver(Error **errp, Error *err)
         abort();
     }
     if (errp == &error_fatal) {
-        fprintf(stderr, "error: %s\n", err->msg);
+        error_report_err(err);
         exit(1);
     }
     if (!errp || *errp) {
