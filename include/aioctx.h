@@ -11,5 +11,8 @@
 #include <aioctx/event-notifier.h>
 #include <aioctx/timer.h>
 #include <aioctx/aio.h>
+#include <aioctx/coroutine.h>
+#include <aioctx/thread-pool.h>
+#include <aioctx/iothread.h>
 
 #endif /* AIOCTX_H */

@@ -40,6 +40,7 @@ struct AioHandler {
     bool is_notifier; /* the context's own notifier: never progress */
     bool poll_ready;  /* io_poll said ready; io_poll_ready must run */
     bool in_poll_ready; /* io_poll_ready is running: do not poll again */
+    unsigned poll_ready_runs; /* io_poll_ready calls; home thread */
     int revents;
     /* All handlers; walkers follow next with acquire loads. */
     AioHandler *next;
@@ -101,10 +102,18 @@ struct AioContext {
     bool poll_started;
     bool poll_reset; /* atomic: parameters changed, poll_ns back to 0 */
 
+    /* Timers: one list per clock (timer.c). */
+    QEMUTimerListGroup *tlg;
+
+    /* aio_co_schedule's lock-free LIFO and its BH (co-schedule.c). */
+    Coroutine *scheduled_coroutines;
+    QEMUBH *co_schedule_bh;
+
     /* Parameters kept for file I/O and the thread pool. */
     int64_t aio_max_batch;
     int thread_pool_min;
     int thread_pool_max;
+    struct ThreadPool *thread_pool; /* atomic; created on first use */
 };
 
 /* bh.c */
@@ -112,6 +121,35 @@ void aio_bh_init_ctx(AioContext *ctx);
 void aio_bh_destroy_ctx(AioContext *ctx);
 /* 0 if a non-idle BH is scheduled, 10 ms if only idle ones, else -1. */
 int64_t aio_bh_timeout(AioContext *ctx);
+
+/* co-schedule.c */
+/* Create the context's co_schedule_bh; called right after aio_bh_init_ctx. */
+void aio_co_init_ctx(AioContext *ctx);
+/* Abort if coroutines are still scheduled; delete co_schedule_bh. */
+void aio_co_destroy_ctx(AioContext *ctx);
+
+/* timer.c */
+/* A context's timer list group, registered for clock changes; NULL: ENOMEM. */
+QEMUTimerListGroup *aio_timers_new(AioContext *ctx);
+/* Unregister, disarm every pending timer (running nothing) and free. */
+void aio_timers_free(QEMUTimerListGroup *tlg);
+/*
+ * Nanoseconds until the nearest deadline over the enabled clocks: -1 when
+ * nothing is armed, 0 when a timer is due.  Called by the thread about to
+ * sleep on the context (it becomes the group's polling thread).
+ */
+int64_t aio_timers_deadline_ns(QEMUTimerListGroup *tlg);
+/* Run the due timers of every clock, in clock order; returns progress. */
+bool aio_timers_run(QEMUTimerListGroup *tlg);
+
+/* thread-pool.c */
+/*
+ * Free ctx's pool, if any: drop queued jobs, wait for running ones, run the
+ * undelivered callbacks in the calling thread.  First step of destruction.
+ */
+void aio_thread_pool_destroy_ctx(AioContext *ctx);
+/* Apply ctx->thread_pool_min/max to a live pool (no-op without one). */
+void aio_thread_pool_update_params(AioContext *ctx);
 
 /* handlers.c */
 void aio_set_fd_handler_full(AioContext *ctx, int fd, IOHandler *io_read,

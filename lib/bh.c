@@ -193,7 +193,11 @@ AIOCTX_API void qemu_bh_schedule_idle(QEMUBH *bh)
 
 AIOCTX_API void qemu_bh_cancel(QEMUBH *bh)
 {
-    __atomic_fetch_and(&bh->flags, ~(unsigned)BH_SCHEDULED, __ATOMIC_RELEASE);
+    /*
+     * Acquire too: a caller that cancels and then looks for work must see
+     * whatever a racing qemu_bh_schedule() published before it scheduled.
+     */
+    __atomic_fetch_and(&bh->flags, ~(unsigned)BH_SCHEDULED, __ATOMIC_ACQ_REL);
 }
 
 AIOCTX_API void qemu_bh_delete(QEMUBH *bh)
@@ -201,7 +205,8 @@ AIOCTX_API void qemu_bh_delete(QEMUBH *bh)
     bh_enqueue(bh, BH_DELETED);
 }
 
-AIOCTX_API void aio_bh_call(QEMUBH *bh)
+/* aio_bh_call(), called directly: no PLT hop from aio_bh_poll(). */
+static inline void bh_call(QEMUBH *bh)
 {
     MemReentrancyGuard *guard = bh->guard; /* cb may free bh */
     bool was_engaged = false;
@@ -216,12 +221,25 @@ AIOCTX_API void aio_bh_call(QEMUBH *bh)
     }
 }
 
+AIOCTX_API void aio_bh_call(QEMUBH *bh)
+{
+    bh_call(bh);
+}
+
 AIOCTX_API int aio_bh_poll(AioContext *ctx)
 {
     BHSlice slice = { .next = NULL };
     BHSlice *s;
     int ret = 0;
 
+    /*
+     * Nothing scheduled and no outer call to finish: skip the locked
+     * exchange.  The acquire load pairs with bh_enqueue()'s release push
+     * just as the exchange would; a later push is seen on the next call.
+     */
+    if (!ctx->slice_head && !aio_load_acquire(&ctx->bh_list)) {
+        return 0;
+    }
     slice.head = bh_list_reverse(
         __atomic_exchange_n(&ctx->bh_list, NULL, __ATOMIC_ACQUIRE));
     *ctx->slice_tailp = &slice;
@@ -242,7 +260,7 @@ AIOCTX_API int aio_bh_poll(AioContext *ctx)
             if (!(flags & BH_IDLE)) {
                 ret = 1;
             }
-            aio_bh_call(bh);
+            bh_call(bh);
         }
         if (flags & (BH_DELETED | BH_ONESHOT)) {
             bh_free(bh);

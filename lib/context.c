@@ -88,6 +88,12 @@ static AioContext *ctx_alloc(const AioEngineOps *ops)
         free(ctx);
         return NULL;
     }
+    ctx->tlg = aio_timers_new(ctx);
+    if (!ctx->tlg) {
+        free(ctx->engine_priv);
+        free(ctx);
+        return NULL;
+    }
     ctx->refcnt = 1;
     ctx->engine = ops;
     pthread_mutexattr_init(&attr);
@@ -95,6 +101,7 @@ static AioContext *ctx_alloc(const AioEngineOps *ops)
     pthread_mutex_init(&ctx->acquire_lock, &attr);
     pthread_mutexattr_destroy(&attr);
     aio_bh_init_ctx(ctx);
+    aio_co_init_ctx(ctx);
     lockcnt_init(&ctx->list_lock);
     ctx->thread_pool_max = THREAD_POOL_MAX_DEFAULT;
     return ctx;
@@ -102,6 +109,8 @@ static AioContext *ctx_alloc(const AioEngineOps *ops)
 
 static void ctx_free(AioContext *ctx)
 {
+    /* Armed timers are disarmed, none runs; the timers stay the caller's. */
+    aio_timers_free(ctx->tlg);
     aio_bh_destroy_ctx(ctx);
     pthread_mutex_destroy(&ctx->acquire_lock);
     free(ctx->engine_priv);
@@ -190,6 +199,9 @@ AIOCTX_API void aio_context_ref(AioContext *ctx)
 
 static void ctx_destroy(AioContext *ctx)
 {
+    /* First, while BHs and handlers still exist: see thread-pool.h. */
+    aio_thread_pool_destroy_ctx(ctx);
+    aio_co_destroy_ctx(ctx);
     aio_handlers_destroy_ctx(ctx);
     ctx->engine->destroy(ctx);
     event_notifier_cleanup(&ctx->notifier);
@@ -310,4 +322,5 @@ AIOCTX_API void aio_context_set_thread_pool_params(AioContext *ctx,
     }
     aio_store(&ctx->thread_pool_min, (int)min);
     aio_store(&ctx->thread_pool_max, (int)max);
+    aio_thread_pool_update_params(ctx);
 }

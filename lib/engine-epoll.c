@@ -200,6 +200,16 @@ static int epoll_engine_wait(AioContext *ctx, AioReadyList *ready,
     if (n < 0) {
         n = errno == EINTR ? 0 : -errno;
     }
+    if (n > 0) {
+        /*
+         * Another thread may have made these nodes and registered them
+         * under the list lock: pass through the lock so that its writes
+         * happen-before ours (the kernel orders them, C11 and TSan do not
+         * know it).
+         */
+        lockcnt_lock(&ctx->list_lock);
+        lockcnt_unlock(&ctx->list_lock);
+    }
     for (int i = 0; i < n; i++) {
         aio_ready_list_add(ready, ee->events[i].data.ptr,
                            (int)ee->events[i].events);

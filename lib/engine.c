@@ -9,6 +9,7 @@
 #include "engine.h"
 
 const AioEngineOps *const aio_engines[] = {
+    &aio_engine_io_uring,
     &aio_engine_epoll,
     &aio_engine_poll,
     NULL,

@@ -85,6 +85,13 @@ typedef struct AioEngineOps {
      * none.  May be NULL.
      */
     int (*pollfd)(AioContext *ctx);
+
+    /*
+     * Hand queued changes to the kernel so that pollfd() turns readable for
+     * everything wait() would find; aio_prepare() calls it before a foreign
+     * loop sleeps on pollfd().  Home thread.  May be NULL.
+     */
+    void (*flush)(AioContext *ctx);
 } AioEngineOps;
 
 /* Engine lookup (engine.c). */
@@ -98,6 +105,7 @@ extern const AioEngineOps *const aio_engines[];
 
 extern const AioEngineOps aio_engine_poll;
 extern const AioEngineOps aio_engine_epoll;
+extern const AioEngineOps aio_engine_io_uring;
 
 /* Services the core offers engines (context.c / handlers.c). */
 
@@ -106,6 +114,14 @@ void *aio_handler_engine_priv(AioHandler *node);
 int aio_handler_fd(AioHandler *node);
 /* POLLIN/POLLOUT-style interest of the handler (0 when being removed). */
 int aio_handler_events(AioHandler *node);
+/* The live handler watching fd, or NULL; ctx->list_lock must be held. */
+AioHandler *aio_handler_lookup(AioContext *ctx, int fd);
+/*
+ * How many times busy-polling ran the handler's io_poll_ready (home thread):
+ * engines whose readiness reports can be consumed late use it to tell that
+ * the work may already have been done.
+ */
+unsigned aio_handler_poll_ready_runs(AioHandler *node);
 /* True once the handler was removed or replaced. */
 bool aio_handler_deleted(AioHandler *node);
 /* Report node as ready with revents (POLLIN, POLLOUT, POLLHUP, POLLERR). */

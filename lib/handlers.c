@@ -34,6 +34,16 @@ int aio_handler_events(AioHandler *node)
     return node->events;
 }
 
+AioHandler *aio_handler_lookup(AioContext *ctx, int fd)
+{
+    return fd >= 0 && fd < ctx->by_fd_size ? ctx->by_fd[fd] : NULL;
+}
+
+unsigned aio_handler_poll_ready_runs(AioHandler *node)
+{
+    return node->poll_ready_runs;
+}
+
 bool aio_handler_deleted(AioHandler *node)
 {
     return aio_load(&node->deleted);
@@ -164,8 +174,10 @@ static void handler_unlink_and_free(AioHandler *node)
 /* Take old out of service; list lock held. */
 static void handler_retire(AioContext *ctx, AioHandler *old)
 {
-    old->revents = 0;
-    old->poll_ready = false;
+    /*
+     * Leave revents/poll_ready alone: from another thread the home thread
+     * may be filling them in right now.  Dispatch skips deleted nodes.
+     */
     aio_store(&old->deleted, true);
     ctx->handler_count--;
     if (!old->io_poll) {
@@ -174,7 +186,7 @@ static void handler_retire(AioContext *ctx, AioHandler *old)
     if (lockcnt_count(&ctx->list_lock) == 0) {
         handler_unlink_and_free(old);
     } else {
-        ctx->deleted_count++;
+        aio_store(&ctx->deleted_count, ctx->deleted_count + 1);
     }
 }
 
@@ -293,7 +305,7 @@ void aio_free_deleted_handlers(AioContext *ctx)
             handler_unlink_and_free(node);
         }
     }
-    ctx->deleted_count = 0;
+    aio_store(&ctx->deleted_count, 0);
     lockcnt_inc_and_unlock(&ctx->list_lock);
 }
 
@@ -326,6 +338,7 @@ static bool dispatch_handler(AioHandler *node)
     if (poll_ready && !revents && node->io_poll_ready &&
         !aio_handler_deleted(node)) {
         node->in_poll_ready = true;
+        node->poll_ready_runs++;
         node->io_poll_ready(node->opaque);
         node->in_poll_ready = false;
         return !node->is_notifier;

@@ -23,7 +23,12 @@ static int64_t soonest(int64_t a, int64_t b)
 
 AIOCTX_API int64_t aio_compute_timeout(AioContext *ctx)
 {
-    return aio_bh_timeout(ctx);
+    int64_t timeout = aio_bh_timeout(ctx);
+
+    if (timeout == 0) {
+        return 0;
+    }
+    return soonest(timeout, aio_timers_deadline_ns(ctx->tlg));
 }
 
 /* The adaptive poll-time rule, applied once per aio_poll. */
@@ -81,12 +86,17 @@ static bool try_poll_mode(AioContext *ctx, AioReadyList *ready,
 
 /*
  * Non-blocking pass over io_poll callbacks, used when no syscall is
- * needed: every handler can be polled from user space.
+ * needed: every handler can be polled from user space.  Skipped when the
+ * context's own notifier is the only handler: its io_poll is never
+ * progress, and aio_notify_accept() clears what it would report.
  */
 static bool poll_handlers_nonblocking(AioContext *ctx, AioReadyList *ready)
 {
     bool any = false;
 
+    if (aio_load(&ctx->handler_count) <= 1) {
+        return false;
+    }
     return aio_run_poll_handlers_once(ctx, ready, &any);
 }
 
@@ -125,11 +135,12 @@ static bool poll_once(AioContext *ctx, bool blocking, bool force_wait)
     bool polling = aio_load(&ctx->poll_max_ns) != 0;
 
     lockcnt_inc(&ctx->list_lock);
+    /* Also when polling was just turned off: a stale poll_ns would spin. */
+    if (aio_load_acquire(&ctx->poll_reset)) {
+        aio_store(&ctx->poll_reset, false);
+        ctx->poll_ns = 0;
+    }
     if (polling) {
-        if (aio_load_acquire(&ctx->poll_reset)) {
-            aio_store(&ctx->poll_reset, false);
-            ctx->poll_ns = 0;
-        }
         start = aio_now_ns();
     }
 
@@ -155,9 +166,13 @@ static bool poll_once(AioContext *ctx, bool blocking, bool force_wait)
     }
 
     progress |= aio_bh_poll(ctx);
-    progress |= aio_dispatch_ready(ctx, &ready);
+    if (ready.head) {
+        progress |= aio_dispatch_ready(ctx, &ready);
+    }
     aio_free_deleted_handlers(ctx);
     lockcnt_dec(&ctx->list_lock);
+
+    progress |= aio_timers_run(ctx->tlg);
     return progress;
 }
 
@@ -174,6 +189,10 @@ AIOCTX_API bool aio_prepare(AioContext *ctx)
     if (__atomic_load_n(&ctx->notified, __ATOMIC_SEQ_CST) ||
         aio_compute_timeout(ctx) == 0) {
         return true;
+    }
+    /* The engine's pollfd must cover every handler before we sleep. */
+    if (ctx->engine->flush) {
+        ctx->engine->flush(ctx);
     }
     /* Handlers that can be polled from user space may have work too. */
     lockcnt_inc(&ctx->list_lock);

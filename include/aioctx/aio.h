@@ -74,6 +74,22 @@ struct BlockAIOCB {
 };
 
 /*
+ * Allocate a zeroed control block of aiocb_info->aiocb_size bytes (at least
+ * sizeof(BlockAIOCB)) and fill its header: aiocb_info, bs, cb, opaque and
+ * one reference.  Returns it (never NULL; aborts when out of memory).  Any
+ * thread.
+ */
+AIOCTX_API void *qemu_aio_get(const AIOCBInfo *aiocb_info,
+                              BlockDriverState *bs, BlockCompletionFunc *cb,
+                              void *opaque);
+
+/* Take a reference on a control block (p is a BlockAIOCB *).  Any thread. */
+AIOCTX_API void qemu_aio_ref(void *p);
+
+/* Drop a reference; the last one frees the block.  NULL is ignored.  Any thread. */
+AIOCTX_API void qemu_aio_unref(void *p);
+
+/*
  * A flag set while a guarded bottom half's callback runs (see
  * aio_bh_new_guarded).  Public field: engaged_in_io.
  */
@@ -295,6 +311,50 @@ AIOCTX_API void aio_set_event_notifier_poll(AioContext *ctx,
                                             EventNotifierHandler *io_poll_end);
 
 /* ------------------------------------------------------------------ */
+/* Timers (see aioctx/timer.h)                                         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The context's timer list group, for timer_new_full() and
+ * timer_init_full().  Valid while the context lives.  NULL for a NULL
+ * context.  Any thread.
+ */
+AIOCTX_API QEMUTimerListGroup *aio_get_timer_list_group(AioContext *ctx);
+
+/*
+ * Allocate a timer on clock type whose callback cb(opaque) runs in ctx's
+ * thread; deadlines are in units of scale ns; attributes are kept for
+ * timer_get_attributes().  The timer belongs to the caller: release it
+ * with timer_free(), before or after the context is destroyed (destroying
+ * a context disarms its timers without running them).  Returns NULL for a
+ * NULL context or bad arguments (see timer_new_full).  Any thread.
+ */
+AIOCTX_API QEMUTimer *aio_timer_new_with_attrs(AioContext *ctx,
+                                               QEMUClockType type, int scale,
+                                               int attributes,
+                                               QEMUTimerCB *cb, void *opaque);
+
+/* aio_timer_new_with_attrs() with no attributes. */
+AIOCTX_API QEMUTimer *aio_timer_new(AioContext *ctx, QEMUClockType type,
+                                    int scale, QEMUTimerCB *cb, void *opaque);
+
+/*
+ * Initialise caller-owned storage ts as a timer of ctx (see
+ * aio_timer_new_with_attrs); release it with timer_deinit() or just stop
+ * using it once it is idle.  A NULL context or bad arguments abort with a
+ * message.  Any thread.
+ */
+AIOCTX_API void aio_timer_init_with_attrs(AioContext *ctx, QEMUTimer *ts,
+                                          QEMUClockType type, int scale,
+                                          int attributes, QEMUTimerCB *cb,
+                                          void *opaque);
+
+/* aio_timer_init_with_attrs() with no attributes. */
+AIOCTX_API void aio_timer_init(AioContext *ctx, QEMUTimer *ts,
+                               QEMUClockType type, int scale, QEMUTimerCB *cb,
+                               void *opaque);
+
+/* ------------------------------------------------------------------ */
 /* Running the loop                                                    */
 /* ------------------------------------------------------------------ */
 
@@ -335,6 +395,45 @@ AIOCTX_API bool aio_pending(AioContext *ctx);
  * "may sleep" window opened by aio_prepare().  Home thread.
  */
 AIOCTX_API void aio_dispatch(AioContext *ctx);
+
+/* ------------------------------------------------------------------ */
+/* Coroutines in a context (see aioctx/coroutine.h)                    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Make co run in ctx's thread: it is queued on ctx and entered, in the
+ * order scheduled, by the next aio_poll() there.  co must have yielded
+ * (or be co itself, scheduling itself in its own context before it
+ * yields), must not be entered by anyone else until it runs, and must not
+ * be scheduled already (that aborts with a message).  Holds a reference on
+ * ctx while queueing; lock-free.  Any thread.
+ */
+AIOCTX_API void aio_co_schedule(AioContext *ctx, Coroutine *co);
+
+/*
+ * Move the calling coroutine to new_ctx: it yields and is scheduled there
+ * once it has switched out, and returns running in new_ctx's thread.
+ * Does nothing when new_ctx is already the current context.  Coroutine
+ * only.
+ */
+AIOCTX_API void coroutine_fn aio_co_reschedule_self(AioContext *new_ctx);
+
+/*
+ * Resume co, which has yielded, in the context it last ran in: as
+ * aio_co_enter(that context, co).  Any thread, inside or outside a
+ * coroutine.
+ */
+AIOCTX_API void aio_co_wake(Coroutine *co);
+
+/*
+ * Resume co in ctx.  From another thread than ctx's, this is
+ * aio_co_schedule(ctx, co).  In ctx's thread outside a coroutine, co runs
+ * at once.  In ctx's thread inside a coroutine, co runs right after the
+ * calling coroutine yields or terminates (so coroutines waking each other
+ * do not nest).  A NULL ctx (co never ran, or ran in a thread without a
+ * context) means the calling thread's current context.  Any thread.
+ */
+AIOCTX_API void aio_co_enter(AioContext *ctx, Coroutine *co);
 
 /* ------------------------------------------------------------------ */
 /* Tuning                                                              */

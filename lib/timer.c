@@ -1,0 +1,694 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Timer lists: one per clock in each context's QEMUTimerListGroup.
+ *
+ * A list is a 4-ary min-heap of (deadline, timer) pairs.  The deadline is
+ * cached in the heap slot, so sifting compares slots without touching the
+ * timers; each timer records its slot, so moving or deleting it is one
+ * sift from where it is.  Ties are broken by the timer's arming sequence
+ * number, which makes equal deadlines fire in arming order.  The root
+ * sits at index HEAP_ROOT = 3 and the children of slot k are 4k-8 .. 4k-5,
+ * so with 16-byte slots in a 64-byte aligned array the four children of a
+ * node share one cache line.
+ *
+ * Locking: a small spinlock per list guards the heap and the timers'
+ * expire_time/heap_index/seq fields.  Callbacks run with the lock dropped.
+ * head_expire mirrors the root's deadline for lock-free readers (the
+ * timeout computation); it is exact whenever the lock is free.
+ *
+ * Waking a sleeping loop: when an arm makes the list's earliest deadline
+ * earlier, the context is notified unless the caller is the thread that
+ * last computed the context's timeout (the "poller"), which cannot be
+ * asleep while it arms a timer.  The poller publishes itself before it
+ * reads head_expire and the armer publishes head_expire before it reads
+ * the poller, both sequentially consistent, so at least one of them sees
+ * the other: either the poller sees the new deadline or the armer sees a
+ * different poller and notifies.
+ */
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aio-internal.h"
+#include "timer-internal.h"
+
+#define HEAP_ROOT 3u
+#define HEAP_MIN_SLOTS 64u
+#define HEAP_EMPTY INT64_MAX /* head_expire of an empty list */
+#define LOCK_SPINS 64
+
+typedef struct TimerHeapSlot {
+    int64_t expire;
+    QEMUTimer *ts;
+} TimerHeapSlot;
+
+struct QEMUTimerList {
+    int lock;            /* spinlock: 0 free, 1 held */
+    QEMUClockType type;
+    int64_t head_expire; /* atomic; HEAP_EMPTY when empty */
+    TimerHeapSlot *heap; /* 64-byte aligned; slots [HEAP_ROOT, end) used */
+    uint32_t end;
+    uint32_t cap;
+    uint64_t seq;        /* arming counter */
+    QEMUTimerListGroup *tlg;
+} __attribute__((aligned(64)));
+
+struct QEMUTimerListGroup {
+    QEMUTimerList tl[QEMU_CLOCK_MAX];
+    AioContext *ctx;
+    const void *poller; /* atomic: token of the thread that may sleep */
+    /* Every group, for clock changes (registry_lock). */
+    QEMUTimerListGroup *next;
+    QEMUTimerListGroup **pprev;
+};
+
+/* Its address identifies the calling thread. */
+static __thread char thread_token;
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static QEMUTimerListGroup *registry;
+
+static void __attribute__((noreturn)) timer_die(const char *what)
+{
+    fprintf(stderr, "libaioctx: %s\n", what);
+    abort();
+}
+
+/* ---- the list lock ---- */
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static void __attribute__((noinline)) tl_lock_slow(QEMUTimerList *tl)
+{
+    unsigned spins = 0;
+
+    do {
+        while (__atomic_load_n(&tl->lock, __ATOMIC_RELAXED)) {
+            if (++spins < LOCK_SPINS) {
+                cpu_relax();
+            } else {
+                sched_yield();
+            }
+        }
+    } while (__atomic_exchange_n(&tl->lock, 1, __ATOMIC_ACQUIRE));
+}
+
+static inline void tl_lock(QEMUTimerList *tl)
+{
+    if (__builtin_expect(__atomic_exchange_n(&tl->lock, 1, __ATOMIC_ACQUIRE),
+                         0)) {
+        tl_lock_slow(tl);
+    }
+}
+
+static inline void tl_unlock(QEMUTimerList *tl)
+{
+    __atomic_store_n(&tl->lock, 0, __ATOMIC_RELEASE);
+}
+
+/* ---- the heap (list lock held) ---- */
+
+#define HOT static inline __attribute__((always_inline))
+
+HOT uint32_t heap_parent(uint32_t k)
+{
+    return (k >> 2) + 2;
+}
+
+HOT uint32_t heap_first_child(uint32_t k)
+{
+    return (k << 2) - 8;
+}
+
+/* Deadline order; the arming sequence breaks (rare) ties. */
+HOT bool slot_before(const TimerHeapSlot *a, const TimerHeapSlot *b)
+{
+    if (__builtin_expect(a->expire != b->expire, 1)) {
+        return a->expire < b->expire;
+    }
+    return a->ts->seq < b->ts->seq;
+}
+
+HOT void heap_put(TimerHeapSlot *h, uint32_t k, TimerHeapSlot s)
+{
+    h[k] = s;
+    s.ts->heap_index = k;
+}
+
+HOT void heap_up(TimerHeapSlot *h, uint32_t k)
+{
+    TimerHeapSlot s = h[k];
+
+    while (k > HEAP_ROOT) {
+        uint32_t p = heap_parent(k);
+
+        if (!slot_before(&s, &h[p])) {
+            break;
+        }
+        heap_put(h, k, h[p]);
+        k = p;
+    }
+    heap_put(h, k, s);
+}
+
+/* The earliest of the children of a node, the first being c (< end). */
+HOT uint32_t heap_min_child(const TimerHeapSlot *h, uint32_t c, uint32_t end)
+{
+    uint32_t best = c;
+
+    if (__builtin_expect(c + 3 < end, 1)) {
+        best = slot_before(&h[c + 1], &h[best]) ? c + 1 : best;
+        best = slot_before(&h[c + 2], &h[best]) ? c + 2 : best;
+        best = slot_before(&h[c + 3], &h[best]) ? c + 3 : best;
+        return best;
+    }
+    for (uint32_t i = c + 1; i < end; i++) {
+        best = slot_before(&h[i], &h[best]) ? i : best;
+    }
+    return best;
+}
+
+HOT void heap_down(TimerHeapSlot *h, uint32_t end, uint32_t k)
+{
+    TimerHeapSlot s = h[k];
+
+    for (;;) {
+        uint32_t c = heap_first_child(k);
+
+        if (c >= end) {
+            break;
+        }
+        c = heap_min_child(h, c, end);
+        if (!slot_before(&h[c], &s)) {
+            break;
+        }
+        heap_put(h, k, h[c]);
+        k = c;
+    }
+    heap_put(h, k, s);
+}
+
+/* Restore the heap order around slot k after its key changed. */
+HOT void heap_fix(QEMUTimerList *tl, uint32_t k)
+{
+    TimerHeapSlot *h = tl->heap;
+
+    if (k > HEAP_ROOT && slot_before(&h[k], &h[heap_parent(k)])) {
+        heap_up(h, k);
+    } else {
+        heap_down(h, tl->end, k);
+    }
+}
+
+static void __attribute__((noinline)) heap_grow(QEMUTimerList *tl)
+{
+    uint32_t cap = tl->cap ? tl->cap * 2 : HEAP_MIN_SLOTS;
+    void *mem;
+
+    if (cap <= tl->cap || cap > UINT32_MAX / 2 ||
+        posix_memalign(&mem, 64, (size_t)cap * sizeof(TimerHeapSlot))) {
+        timer_die("out of memory growing a timer list");
+    }
+    if (tl->heap) {
+        memcpy(mem, tl->heap, (size_t)tl->end * sizeof(TimerHeapSlot));
+        free(tl->heap);
+    }
+    tl->heap = mem;
+    tl->cap = cap;
+}
+
+HOT int64_t heap_head(const QEMUTimerList *tl)
+{
+    return tl->end > HEAP_ROOT ? tl->heap[HEAP_ROOT].expire : HEAP_EMPTY;
+}
+
+/* Mirror the root's deadline after a change that did not make it earlier. */
+HOT void publish_head(QEMUTimerList *tl, int64_t old_head)
+{
+    int64_t head = heap_head(tl);
+
+    if (head != old_head) {
+        __atomic_store_n(&tl->head_expire, head, __ATOMIC_RELEASE);
+    }
+}
+
+static void heap_remove(QEMUTimerList *tl, uint32_t k)
+{
+    uint32_t last = --tl->end;
+
+    tl->heap[k].ts->heap_index = 0;
+    if (k != last) {
+        heap_put(tl->heap, k, tl->heap[last]);
+        heap_fix(tl, k);
+    }
+}
+
+/*
+ * Arm or move ts to expire (ns, >= 0).  Returns true when this made the
+ * list's earliest deadline earlier, which can only happen by ts becoming
+ * the root with a deadline before the old root's.
+ */
+HOT bool list_arm_locked(QEMUTimerList *tl, QEMUTimer *ts, int64_t expire)
+{
+    uint32_t k = ts->heap_index;
+    int64_t old_head;
+    TimerHeapSlot *h;
+
+    if (__builtin_expect(!k && tl->end >= tl->cap, 0)) {
+        heap_grow(tl);
+    }
+    h = tl->heap;
+    old_head = heap_head(tl);
+    ts->seq = ++tl->seq;
+    __atomic_store_n(&ts->expire_time, expire, __ATOMIC_RELAXED);
+    if (k) {
+        h[k].expire = expire;
+        heap_fix(tl, k);
+    } else {
+        k = tl->end++;
+        h[k] = (TimerHeapSlot){ expire, ts };
+        heap_up(h, k);
+    }
+    if (h[HEAP_ROOT].ts == ts) {
+        if (expire < old_head) {
+            /* Half of the Dekker pair with group_claim_poller(). */
+            __atomic_store_n(&tl->head_expire, expire, __ATOMIC_SEQ_CST);
+            return true;
+        }
+        publish_head(tl, old_head);
+    } else if (k == HEAP_ROOT) {
+        /* ts was the root and moved down: the head became later. */
+        publish_head(tl, old_head);
+    }
+    return false;
+}
+
+static void list_del_locked(QEMUTimerList *tl, QEMUTimer *ts)
+{
+    int64_t old_head = heap_head(tl);
+
+    if (ts->heap_index) {
+        heap_remove(tl, ts->heap_index);
+        __atomic_store_n(&ts->expire_time, -1, __ATOMIC_RELAXED);
+        publish_head(tl, old_head);
+    }
+}
+
+/* ---- groups ---- */
+
+QEMUTimerListGroup *aio_timers_new(AioContext *ctx)
+{
+    QEMUTimerListGroup *tlg;
+
+    if (posix_memalign((void **)&tlg, 64, sizeof(*tlg))) {
+        return NULL;
+    }
+    memset(tlg, 0, sizeof(*tlg));
+    for (int type = 0; type < QEMU_CLOCK_MAX; type++) {
+        QEMUTimerList *tl = &tlg->tl[type];
+
+        tl->type = type;
+        tl->end = HEAP_ROOT;
+        tl->head_expire = HEAP_EMPTY;
+        tl->tlg = tlg;
+    }
+    tlg->ctx = ctx;
+    /* The creating thread is the likely poller. */
+    tlg->poller = &thread_token;
+
+    pthread_mutex_lock(&registry_lock);
+    tlg->next = registry;
+    if (registry) {
+        registry->pprev = &tlg->next;
+    }
+    tlg->pprev = &registry;
+    registry = tlg;
+    pthread_mutex_unlock(&registry_lock);
+    return tlg;
+}
+
+void aio_timers_free(QEMUTimerListGroup *tlg)
+{
+    if (!tlg) {
+        return;
+    }
+    pthread_mutex_lock(&registry_lock);
+    *tlg->pprev = tlg->next;
+    if (tlg->next) {
+        tlg->next->pprev = tlg->pprev;
+    }
+    pthread_mutex_unlock(&registry_lock);
+
+    for (int type = 0; type < QEMU_CLOCK_MAX; type++) {
+        QEMUTimerList *tl = &tlg->tl[type];
+
+        tl_lock(tl);
+        for (uint32_t k = HEAP_ROOT; k < tl->end; k++) {
+            QEMUTimer *ts = tl->heap[k].ts;
+
+            ts->heap_index = 0;
+            ts->timer_list = NULL;
+            __atomic_store_n(&ts->expire_time, -1, __ATOMIC_RELAXED);
+        }
+        tl->end = HEAP_ROOT;
+        tl_unlock(tl);
+        free(tl->heap);
+    }
+    free(tlg);
+}
+
+void aio_timers_wake_all(void)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (QEMUTimerListGroup *tlg = registry; tlg; tlg = tlg->next) {
+        aio_notify(tlg->ctx);
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+/* The calling thread is about to compute a timeout and maybe sleep. */
+static inline void group_claim_poller(QEMUTimerListGroup *tlg)
+{
+    if (__atomic_load_n(&tlg->poller, __ATOMIC_RELAXED) != &thread_token) {
+        __atomic_store_n(&tlg->poller, &thread_token, __ATOMIC_SEQ_CST);
+    }
+}
+
+/* After an arm made a list's deadline earlier. */
+static void group_wake(QEMUTimerListGroup *tlg)
+{
+    if (__atomic_load_n(&tlg->poller, __ATOMIC_SEQ_CST) != &thread_token) {
+        aio_notify(tlg->ctx);
+    }
+}
+
+static inline int64_t soonest(int64_t a, int64_t b)
+{
+    return (uint64_t)a < (uint64_t)b ? a : b;
+}
+
+int64_t aio_timers_deadline_ns(QEMUTimerListGroup *tlg)
+{
+    int64_t best = -1;
+
+    group_claim_poller(tlg);
+    for (int type = 0; type < QEMU_CLOCK_MAX; type++) {
+        int64_t head = __atomic_load_n(&tlg->tl[type].head_expire,
+                                       __ATOMIC_SEQ_CST);
+        AioClockState st;
+        int64_t now;
+
+        if (head == HEAP_EMPTY) {
+            continue;
+        }
+        now = aio_clock_read(type, &st);
+        if (st == AIO_CLOCK_OFF) {
+            continue;
+        }
+        if (head <= now) {
+            return 0;
+        }
+        if (st == AIO_CLOCK_RUNNING) {
+            best = soonest(best, head - now);
+        }
+        /* A frozen clock only moves by an advance, which notifies. */
+    }
+    return best;
+}
+
+/* Run the due timers of one list; now is read once. */
+static bool list_run(QEMUTimerList *tl)
+{
+    AioClockState st;
+    int64_t now;
+    bool progress = false;
+
+    if (__atomic_load_n(&tl->head_expire, __ATOMIC_ACQUIRE) == HEAP_EMPTY) {
+        return false;
+    }
+    now = aio_clock_read(tl->type, &st);
+    if (st == AIO_CLOCK_OFF) {
+        return false;
+    }
+    tl_lock(tl);
+    while (tl->end > HEAP_ROOT && tl->heap[HEAP_ROOT].expire <= now) {
+        int64_t old_head = tl->heap[HEAP_ROOT].expire;
+        QEMUTimer *ts = tl->heap[HEAP_ROOT].ts;
+        QEMUTimerCB *cb = ts->cb;
+        void *opaque = ts->opaque;
+
+        heap_remove(tl, HEAP_ROOT);
+        __atomic_store_n(&ts->expire_time, -1, __ATOMIC_RELAXED);
+        publish_head(tl, old_head);
+        tl_unlock(tl);
+        /* ts may be re-armed, deleted or freed from here on. */
+        cb(opaque);
+        progress = true;
+        tl_lock(tl);
+    }
+    tl_unlock(tl);
+    return progress;
+}
+
+bool aio_timers_run(QEMUTimerListGroup *tlg)
+{
+    bool progress = false;
+
+    for (int type = 0; type < QEMU_CLOCK_MAX; type++) {
+        progress |= list_run(&tlg->tl[type]);
+    }
+    return progress;
+}
+
+AIOCTX_API QEMUTimerListGroup *aio_get_timer_list_group(AioContext *ctx)
+{
+    return ctx ? ctx->tlg : NULL;
+}
+
+/* ---- timers ---- */
+
+static const char *timer_args_error(QEMUTimerListGroup *tlg,
+                                    QEMUClockType type, int scale,
+                                    QEMUTimerCB *cb)
+{
+    if ((unsigned)type >= QEMU_CLOCK_MAX) {
+        return "timer: unknown clock type";
+    }
+    if (scale <= 0) {
+        return "timer: scale must be positive";
+    }
+    if (!cb) {
+        return "timer: no callback given";
+    }
+    if (!tlg) {
+        return "timer: no timer list group and no current AioContext";
+    }
+    return NULL;
+}
+
+static QEMUTimerListGroup *group_or_current(QEMUTimerListGroup *tlg)
+{
+    return tlg ? tlg : aio_get_timer_list_group(qemu_get_current_aio_context());
+}
+
+static void timer_setup(QEMUTimer *ts, QEMUTimerListGroup *tlg,
+                        QEMUClockType type, int scale, int attributes,
+                        QEMUTimerCB *cb, void *opaque)
+{
+    *ts = (QEMUTimer){
+        .expire_time = -1,
+        .timer_list = &tlg->tl[type],
+        .cb = cb,
+        .opaque = opaque,
+        .scale = scale,
+        .attributes = attributes,
+    };
+}
+
+AIOCTX_API void timer_init_full(QEMUTimer *ts, QEMUTimerListGroup *tlg,
+                                QEMUClockType type, int scale, int attributes,
+                                QEMUTimerCB *cb, void *opaque)
+{
+    const char *err;
+
+    tlg = group_or_current(tlg);
+    err = ts ? timer_args_error(tlg, type, scale, cb) : "timer: NULL timer";
+    if (err) {
+        timer_die(err);
+    }
+    timer_setup(ts, tlg, type, scale, attributes, cb, opaque);
+}
+
+AIOCTX_API QEMUTimer *timer_new_full(QEMUTimerListGroup *tlg,
+                                     QEMUClockType type, int scale,
+                                     int attributes, QEMUTimerCB *cb,
+                                     void *opaque)
+{
+    QEMUTimer *ts;
+
+    tlg = group_or_current(tlg);
+    if (timer_args_error(tlg, type, scale, cb)) {
+        return NULL;
+    }
+    ts = malloc(sizeof(*ts));
+    if (!ts) {
+        timer_die("out of memory allocating a timer");
+    }
+    timer_setup(ts, tlg, type, scale, attributes, cb, opaque);
+    return ts;
+}
+
+AIOCTX_API QEMUTimer *aio_timer_new_with_attrs(AioContext *ctx,
+                                               QEMUClockType type, int scale,
+                                               int attributes,
+                                               QEMUTimerCB *cb, void *opaque)
+{
+    if (!ctx) {
+        return NULL;
+    }
+    return timer_new_full(ctx->tlg, type, scale, attributes, cb, opaque);
+}
+
+AIOCTX_API QEMUTimer *aio_timer_new(AioContext *ctx, QEMUClockType type,
+                                    int scale, QEMUTimerCB *cb, void *opaque)
+{
+    return aio_timer_new_with_attrs(ctx, type, scale, 0, cb, opaque);
+}
+
+AIOCTX_API void aio_timer_init_with_attrs(AioContext *ctx, QEMUTimer *ts,
+                                          QEMUClockType type, int scale,
+                                          int attributes, QEMUTimerCB *cb,
+                                          void *opaque)
+{
+    if (!ctx) {
+        timer_die("aio_timer_init: no context given");
+    }
+    timer_init_full(ts, ctx->tlg, type, scale, attributes, cb, opaque);
+}
+
+AIOCTX_API void aio_timer_init(AioContext *ctx, QEMUTimer *ts,
+                               QEMUClockType type, int scale, QEMUTimerCB *cb,
+                               void *opaque)
+{
+    aio_timer_init_with_attrs(ctx, ts, type, scale, 0, cb, opaque);
+}
+
+HOT QEMUTimerList *timer_list_or_die(QEMUTimer *ts)
+{
+    if (__builtin_expect(!ts || !ts->timer_list, 0)) {
+        timer_die("timer_mod: timer not initialised, or its context is gone");
+    }
+    return ts->timer_list;
+}
+
+/* value * scale, saturated to the int64_t range. */
+static int64_t scale_sat(int64_t value, int scale)
+{
+    int64_t ns;
+
+    if (__builtin_mul_overflow(value, (int64_t)scale, &ns)) {
+        return value > 0 ? INT64_MAX : INT64_MIN;
+    }
+    return ns;
+}
+
+HOT void timer_arm(QEMUTimer *ts, int64_t expire_ns, bool anticipate)
+{
+    QEMUTimerList *tl = timer_list_or_die(ts);
+    bool earlier = false;
+
+    if (__builtin_expect(expire_ns < 0, 0)) {
+        expire_ns = 0;
+    }
+    tl_lock(tl);
+    if (!anticipate || !ts->heap_index || expire_ns < ts->expire_time) {
+        earlier = list_arm_locked(tl, ts, expire_ns);
+    }
+    tl_unlock(tl);
+    if (__builtin_expect(earlier, 0)) {
+        group_wake(tl->tlg);
+    }
+}
+
+AIOCTX_API void timer_mod_ns(QEMUTimer *ts, int64_t expire_time)
+{
+    timer_arm(ts, expire_time, false);
+}
+
+AIOCTX_API void timer_mod(QEMUTimer *ts, int64_t expire_time)
+{
+    timer_list_or_die(ts);
+    timer_arm(ts, scale_sat(expire_time, ts->scale), false);
+}
+
+AIOCTX_API void timer_mod_anticipate_ns(QEMUTimer *ts, int64_t expire_time)
+{
+    timer_arm(ts, expire_time, true);
+}
+
+AIOCTX_API void timer_mod_anticipate(QEMUTimer *ts, int64_t expire_time)
+{
+    timer_list_or_die(ts);
+    timer_arm(ts, scale_sat(expire_time, ts->scale), true);
+}
+
+AIOCTX_API void timer_del(QEMUTimer *ts)
+{
+    QEMUTimerList *tl;
+
+    /* Idle timers (also those of a destroyed context) need no lock. */
+    if (!ts || __atomic_load_n(&ts->expire_time, __ATOMIC_ACQUIRE) < 0) {
+        return;
+    }
+    tl = ts->timer_list;
+    tl_lock(tl);
+    list_del_locked(tl, ts);
+    tl_unlock(tl);
+}
+
+AIOCTX_API void timer_deinit(QEMUTimer *ts)
+{
+    if (!ts) {
+        return;
+    }
+    timer_del(ts);
+    ts->timer_list = NULL;
+}
+
+AIOCTX_API void timer_free(QEMUTimer *ts)
+{
+    timer_del(ts);
+    free(ts);
+}
+
+AIOCTX_API bool timer_pending(QEMUTimer *ts)
+{
+    return ts && __atomic_load_n(&ts->expire_time, __ATOMIC_ACQUIRE) >= 0;
+}
+
+AIOCTX_API bool timer_expired(QEMUTimer *ts, int64_t current_time)
+{
+    if (!ts) {
+        return false;
+    }
+    return __atomic_load_n(&ts->expire_time, __ATOMIC_ACQUIRE) <=
+           scale_sat(current_time, ts->scale);
+}
+
+AIOCTX_API int64_t timer_expire_time_ns(QEMUTimer *ts)
+{
+    return ts ? __atomic_load_n(&ts->expire_time, __ATOMIC_ACQUIRE) : -1;
+}
+
+AIOCTX_API int timer_get_attributes(QEMUTimer *ts)
+{
+    return ts ? ts->attributes : 0;
+}

@@ -1,0 +1,614 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Engines: which one "auto" takes, asking for io_uring by name, falling
+ * back to epoll when a seccomp filter refuses io_uring_setup, and
+ * behaviour every engine must share under load: many fds with a subset
+ * ready, level-triggered readiness across re-arms and CQ overflow, a
+ * handler replaced over and over while data arrives, and sub-millisecond
+ * sleeps ended by another thread or by a timer.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "test-util.h"
+
+#define NPAIRS 1000
+
+static void make_socketpair(int sv[2])
+{
+    ck_assert_int_eq(socketpair(AF_UNIX,
+                                SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+                                sv),
+                     0);
+}
+
+static void remove_fd(AioContext *ctx, int fd)
+{
+    aio_set_fd_handler(ctx, fd, NULL, NULL, NULL, NULL, NULL);
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static AioContext *ctx_with_engine(const char *name, Error **errp)
+{
+    AioContextOptions opts = { .engine = name };
+
+    return aio_context_new_with_options(&opts, errp);
+}
+
+/* A pipe handler fires once for one byte: the context really works. */
+static void smoke_read_cb(void *opaque)
+{
+    int *st = opaque; /* st[0] fd, st[1] calls */
+    char ch;
+
+    if (read(st[0], &ch, 1) == 1) {
+        st[1]++;
+    }
+}
+
+static bool smoke_works(AioContext *ctx)
+{
+    int p[2], st[2] = { -1, 0 };
+    bool ok;
+
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0) {
+        return false;
+    }
+    st[0] = p[0];
+    aio_set_fd_handler(ctx, p[0], smoke_read_cb, NULL, NULL, NULL, st);
+    ok = write(p[1], "x", 1) == 1;
+    for (int i = 0; ok && st[1] == 0 && i < 100; i++) {
+        aio_poll(ctx, true);
+    }
+    remove_fd(ctx, p[0]);
+    aio_poll(ctx, false);
+    close(p[0]);
+    close(p[1]);
+    return ok && st[1] == 1;
+}
+
+/*
+ * Run fn(out) in a child process (so environment changes and seccomp
+ * filters stay there) and return what it wrote, at most size - 1 bytes.
+ */
+static void run_in_child(void (*fn)(char *out, size_t size), char *out,
+                         size_t size)
+{
+    int p[2], status;
+    size_t len = 0;
+    ssize_t n;
+    pid_t pid;
+
+    ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char buf[512] = "";
+
+        close(p[0]);
+        fn(buf, sizeof(buf));
+        if (write(p[1], buf, strlen(buf)) < 0) {
+            _exit(2);
+        }
+        _exit(0);
+    }
+    close(p[1]);
+    while (len < size - 1 &&
+           (n = read(p[0], out + len, size - 1 - len)) > 0) {
+        len += (size_t)n;
+    }
+    out[len] = '\0';
+    close(p[0]);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "child failed (status %d), said: %s", status, out);
+}
+
+/* ---- selection ---- */
+
+static void default_engine_child(char *out, size_t size)
+{
+    Error *err = NULL;
+    AioContext *ctx;
+
+    unsetenv("AIOCTX_ENGINE");
+    ctx = aio_context_new(&err);
+    if (!ctx) {
+        snprintf(out, size, "error: %s", error_get_pretty(err));
+        return;
+    }
+    snprintf(out, size, "%s%s", aio_context_get_engine_name(ctx),
+             smoke_works(ctx) ? "" : " (broken)");
+    aio_context_unref(ctx);
+}
+
+START_TEST(test_default_prefers_io_uring)
+{
+    char got[512];
+
+    run_in_child(default_engine_child, got, sizeof(got));
+    ck_assert_str_eq(got, aio_engine_available("io_uring") ? "io_uring"
+                                                            : "epoll");
+}
+END_TEST
+
+START_TEST(test_explicit_io_uring)
+{
+    Error *err = NULL;
+    AioContext *ctx = ctx_with_engine("io_uring", &err);
+
+    if (!aio_engine_available("io_uring")) {
+        /* Refused here: the error names the engine and the cause. */
+        ck_assert_ptr_null(ctx);
+        ck_assert_ptr_nonnull(err);
+        ck_assert_msg(strncmp(error_get_pretty(err), "io_uring: ", 10) == 0,
+                      "message: %s", error_get_pretty(err));
+        error_free(err);
+        return;
+    }
+    ck_assert_msg(ctx != NULL, "io_uring: %s",
+                  err ? error_get_pretty(err) : "(no error)");
+    ck_assert_ptr_null(err);
+    ck_assert_str_eq(aio_context_get_engine_name(ctx), "io_uring");
+    ck_assert(smoke_works(ctx));
+    aio_context_unref(ctx);
+}
+END_TEST
+
+#if defined(__x86_64__)
+#define NATIVE_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define NATIVE_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+#ifdef NATIVE_AUDIT_ARCH
+/* Make io_uring_setup fail with EPERM in this process from now on. */
+static int refuse_io_uring_setup(void)
+{
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                 offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NATIVE_AUDIT_ARCH, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & 0xffff)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {
+        .len = sizeof(filter) / sizeof(filter[0]),
+        .filter = filter,
+    };
+
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+        return -errno;
+    }
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) {
+        return -errno;
+    }
+    return 0;
+}
+
+static void seccomp_child(char *out, size_t size)
+{
+    Error *err = NULL;
+    AioContext *ctx;
+    int ret;
+
+    unsetenv("AIOCTX_ENGINE");
+    ret = refuse_io_uring_setup();
+    if (ret < 0) {
+        snprintf(out, size, "seccomp: %s", strerror(-ret));
+        return;
+    }
+    if (aio_engine_available("io_uring")) {
+        snprintf(out, size, "io_uring still reported available");
+        return;
+    }
+
+    /* The default quietly takes epoll. */
+    ctx = aio_context_new(&err);
+    if (!ctx || err) {
+        snprintf(out, size, "default: %s",
+                 err ? error_get_pretty(err) : "no context, no error");
+        return;
+    }
+    if (strcmp(aio_context_get_engine_name(ctx), "epoll") != 0 ||
+        !smoke_works(ctx)) {
+        snprintf(out, size, "default engine %s (works: %d)",
+                 aio_context_get_engine_name(ctx), smoke_works(ctx));
+        return;
+    }
+    aio_context_unref(ctx);
+
+    /* "auto" is the same thing. */
+    ctx = ctx_with_engine("auto", &err);
+    if (!ctx || strcmp(aio_context_get_engine_name(ctx), "epoll") != 0) {
+        snprintf(out, size, "auto: %s",
+                 ctx ? aio_context_get_engine_name(ctx)
+                     : error_get_pretty(err));
+        return;
+    }
+    aio_context_unref(ctx);
+
+    /* Asking by name is an error that names the cause. */
+    ctx = ctx_with_engine("io_uring", &err);
+    if (ctx) {
+        snprintf(out, size, "explicit io_uring was created");
+        return;
+    }
+    snprintf(out, size, "%s", err ? error_get_pretty(err) : "(no error)");
+    error_free(err);
+}
+
+START_TEST(test_seccomp_refused_io_uring)
+{
+    char got[512];
+
+    run_in_child(seccomp_child, got, sizeof(got));
+    ck_assert_str_eq(got, "io_uring: Operation not permitted");
+}
+END_TEST
+#endif
+
+/* ---- many handlers, a subset ready ---- */
+
+typedef struct Many {
+    int sv[NPAIRS][2];
+    int calls[NPAIRS];
+    int bytes[NPAIRS];
+} Many;
+
+typedef struct ManyRef {
+    Many *m;
+    int i;
+} ManyRef;
+
+/* Reads one byte per call: what is left must be reported again. */
+static void many_read_one_cb(void *opaque)
+{
+    ManyRef *r = opaque;
+    char ch;
+
+    r->m->calls[r->i]++;
+    if (read(r->m->sv[r->i][0], &ch, 1) == 1) {
+        r->m->bytes[r->i]++;
+    }
+}
+
+static void raise_fd_limit(int need)
+{
+    struct rlimit rl;
+
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur < (rlim_t)need && rl.rlim_max > rl.rlim_cur) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+/*
+ * Write nbytes to every pair with i % mod == 0, then poll until each of
+ * them was called nbytes times (one byte per call); no other pair may run.
+ */
+static void many_round(AioContext *ctx, Many *m, int mod, int nbytes)
+{
+    int expected = 0, total = 0;
+    char buf[8] = "abcdefg";
+
+    memset(m->calls, 0, sizeof(m->calls));
+    memset(m->bytes, 0, sizeof(m->bytes));
+    for (int i = 0; i < NPAIRS; i += mod) {
+        ck_assert_int_eq(write(m->sv[i][1], buf, nbytes), nbytes);
+        expected += nbytes;
+    }
+    for (int iter = 0; total < expected && iter < 10 * nbytes + 100;
+         iter++) {
+        aio_poll(ctx, true);
+        total = 0;
+        for (int i = 0; i < NPAIRS; i++) {
+            total += m->bytes[i];
+        }
+    }
+    for (int i = 0; i < NPAIRS; i++) {
+        int want = i % mod == 0 ? nbytes : 0;
+
+        ck_assert_msg(m->calls[i] == want && m->bytes[i] == want,
+                      "pair %d: %d calls, %d bytes, expected %d", i,
+                      m->calls[i], m->bytes[i], want);
+    }
+    /* Everything was read: nothing more runs. */
+    ck_assert(!aio_poll(ctx, false));
+}
+
+START_TEST(test_many_handlers_subset_ready)
+{
+    AioContext *ctx = test_ctx_new();
+    Many *m = calloc(1, sizeof(*m));
+    ManyRef *refs = calloc(NPAIRS, sizeof(*refs));
+
+    raise_fd_limit(2 * NPAIRS + 64);
+    for (int i = 0; i < NPAIRS; i++) {
+        make_socketpair(m->sv[i]);
+        refs[i] = (ManyRef){ m, i };
+        aio_set_fd_handler(ctx, m->sv[i][0], many_read_one_cb, NULL, NULL,
+                           NULL, &refs[i]);
+    }
+    test_consume_notify(ctx);
+    ck_assert(!aio_poll(ctx, false));
+
+    many_round(ctx, m, 13, 1); /* 77 ready */
+    many_round(ctx, m, 3, 3);  /* 334 ready, each three times */
+    many_round(ctx, m, 1, 2);  /* all at once, more than a CQ holds */
+    many_round(ctx, m, 97, 1); /* and still watched after that */
+
+    for (int i = 0; i < NPAIRS; i++) {
+        remove_fd(ctx, m->sv[i][0]);
+        close(m->sv[i][0]);
+        close(m->sv[i][1]);
+    }
+    aio_context_unref(ctx);
+    free(refs);
+    free(m);
+}
+END_TEST
+
+/* ---- a handler replaced many times while data arrives ---- */
+
+#define STORM_BYTES 2000
+
+typedef struct Storm {
+    AioContext *ctx;
+    int sv[2];
+    int got;     /* bytes read by callbacks (home thread) */
+    int calls_a; /* per callback, home thread */
+    int calls_b;
+    bool done;   /* atomic: the home thread has everything */
+} Storm;
+
+static void storm_cb_a(void *opaque);
+static void storm_cb_b(void *opaque);
+
+static void storm_read_one(Storm *s)
+{
+    char ch;
+
+    if (read(s->sv[0], &ch, 1) == 1) {
+        s->got++;
+    }
+}
+
+/* Each callback reads one byte and hands the fd to the other one. */
+static void storm_cb_a(void *opaque)
+{
+    Storm *s = opaque;
+
+    s->calls_a++;
+    storm_read_one(s);
+    aio_set_fd_handler(s->ctx, s->sv[0], storm_cb_b, NULL, NULL, NULL, s);
+}
+
+static void storm_cb_b(void *opaque)
+{
+    Storm *s = opaque;
+
+    s->calls_b++;
+    storm_read_one(s);
+    aio_set_fd_handler(s->ctx, s->sv[0], storm_cb_a, NULL, NULL, NULL, s);
+}
+
+START_TEST(test_replace_in_callback_keeps_level)
+{
+    AioContext *ctx = test_ctx_new();
+    Storm s = { .ctx = ctx };
+    char buf[STORM_BYTES];
+
+    make_socketpair(s.sv);
+    memset(buf, 'z', sizeof(buf));
+    aio_set_fd_handler(ctx, s.sv[0], storm_cb_a, NULL, NULL, NULL, &s);
+    ck_assert_int_eq(write(s.sv[1], buf, sizeof(buf)), sizeof(buf));
+    for (int i = 0; s.got < STORM_BYTES && i < 4 * STORM_BYTES; i++) {
+        ck_assert(aio_poll(ctx, true));
+    }
+    ck_assert_int_eq(s.got, STORM_BYTES);
+    ck_assert_int_eq(s.calls_a, STORM_BYTES / 2);
+    ck_assert_int_eq(s.calls_b, STORM_BYTES / 2);
+    ck_assert(!aio_poll(ctx, false));
+    remove_fd(ctx, s.sv[0]);
+    close(s.sv[0]);
+    close(s.sv[1]);
+    aio_context_unref(ctx);
+}
+END_TEST
+
+static void storm_count_cb(void *opaque)
+{
+    Storm *s = opaque;
+
+    s->calls_a++;
+    storm_read_one(s);
+}
+
+static void storm_tick_cb(void *opaque)
+{
+    (void)opaque; /* only wakes the loop up */
+}
+
+/* Replace the handler from this thread while writing bytes in between. */
+static void *storm_thread(void *opaque)
+{
+    Storm *s = opaque;
+    int64_t give_up = now_ns() + 10 * 1000000000LL;
+    int sent = 0;
+
+    for (int i = 0; sent < STORM_BYTES; i++) {
+        aio_set_fd_handler(s->ctx, s->sv[0],
+                           i % 2 ? storm_count_cb : storm_cb_a, NULL, NULL,
+                           NULL, s);
+        if (i % 3 == 0) {
+            ssize_t n = write(s->sv[1], "y", 1);
+
+            if (n < 0 && errno == EAGAIN) {
+                usleep(100); /* the reader is behind: let it catch up */
+                continue;
+            }
+            ck_assert_int_eq(n, 1);
+            sent++;
+        }
+    }
+    /* Leave a handler that does not replace itself, then keep waking. */
+    aio_set_fd_handler(s->ctx, s->sv[0], storm_count_cb, NULL, NULL, NULL, s);
+    while (!__atomic_load_n(&s->done, __ATOMIC_SEQ_CST) && now_ns() < give_up) {
+        aio_bh_schedule_oneshot(s->ctx, storm_tick_cb, s);
+        usleep(1000);
+    }
+    return NULL;
+}
+
+START_TEST(test_replace_from_thread_loses_nothing)
+{
+    AioContext *ctx = test_ctx_new();
+    Storm s = { .ctx = ctx };
+    int64_t give_up = now_ns() + 10 * 1000000000LL;
+    pthread_t th;
+
+    make_socketpair(s.sv);
+    ck_assert_int_eq(pthread_create(&th, NULL, storm_thread, &s), 0);
+    while (s.got < STORM_BYTES && now_ns() < give_up) {
+        aio_poll(ctx, true);
+    }
+    __atomic_store_n(&s.done, true, __ATOMIC_SEQ_CST);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(s.got, STORM_BYTES);
+    remove_fd(ctx, s.sv[0]);
+    aio_poll(ctx, false);
+    close(s.sv[0]);
+    close(s.sv[1]);
+    aio_context_unref(ctx);
+}
+END_TEST
+
+/* ---- sub-millisecond sleeps ---- */
+
+typedef struct Later {
+    AioContext *ctx;
+    int64_t delay_ns;
+    int runs; /* atomic */
+} Later;
+
+static void later_cb(void *opaque)
+{
+    Later *l = opaque;
+
+    __atomic_add_fetch(&l->runs, 1, __ATOMIC_SEQ_CST);
+}
+
+static void *later_thread(void *opaque)
+{
+    Later *l = opaque;
+    struct timespec ts = { 0, (long)l->delay_ns };
+
+    nanosleep(&ts, NULL);
+    aio_bh_schedule_oneshot(l->ctx, later_cb, l);
+    return NULL;
+}
+
+START_TEST(test_blocking_poll_woken_by_late_bh)
+{
+    AioContext *ctx = test_ctx_new();
+    Later l = { .ctx = ctx, .delay_ns = 2000000 };
+    pthread_t th;
+
+    test_consume_notify(ctx);
+    for (int round = 0; round < 20; round++) {
+        l.runs = 0;
+        ck_assert_int_eq(pthread_create(&th, NULL, later_thread, &l), 0);
+        /* Nothing else is scheduled: only the BH can end this. */
+        ck_assert(aio_poll(ctx, true));
+        pthread_join(th, NULL);
+        ck_assert_int_eq(__atomic_load_n(&l.runs, __ATOMIC_SEQ_CST), 1);
+        ck_assert(!aio_poll(ctx, false));
+    }
+    aio_context_unref(ctx);
+}
+END_TEST
+
+static void timer_cb(void *opaque)
+{
+    int64_t *fired_at = opaque;
+
+    *fired_at = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
+}
+
+START_TEST(test_sub_ms_timer)
+{
+    AioContext *ctx = test_ctx_new();
+    int64_t fired_at = 0, deadline;
+    QEMUTimer *t = aio_timer_new(ctx, QEMU_CLOCK_REALTIME, SCALE_NS,
+                                 timer_cb, &fired_at);
+
+    ck_assert_ptr_nonnull(t);
+    test_consume_notify(ctx);
+    for (int delay = 50000; delay <= 800000; delay *= 2) {
+        fired_at = 0;
+        deadline = qemu_clock_get_ns(QEMU_CLOCK_REALTIME) + delay;
+        timer_mod(t, deadline);
+        for (int i = 0; !fired_at && i < 1000; i++) {
+            aio_poll(ctx, true);
+        }
+        /* Fired, and never before its deadline. */
+        ck_assert_int_ne(fired_at, 0);
+        ck_assert_int_ge(fired_at, deadline);
+    }
+    timer_free(t);
+    aio_context_unref(ctx);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("engine");
+    TCase *tc = tcase_create("selection");
+
+    signal(SIGPIPE, SIG_IGN);
+    tcase_add_test(tc, test_default_prefers_io_uring);
+    tcase_add_test(tc, test_explicit_io_uring);
+#ifdef NATIVE_AUDIT_ARCH
+    tcase_add_test(tc, test_seccomp_refused_io_uring);
+#endif
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("load");
+    tcase_add_test(tc, test_many_handlers_subset_ready);
+    tcase_add_test(tc, test_replace_in_callback_keeps_level);
+    tcase_add_test(tc, test_replace_from_thread_loses_nothing);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("timeouts");
+    tcase_add_test(tc, test_blocking_poll_woken_by_late_bh);
+    tcase_add_test(tc, test_sub_ms_timer);
+    suite_add_tcase(s, tc);
+    return test_main(s);
+}
