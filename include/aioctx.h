@@ -11,6 +11,7 @@
 #include <aioctx/event-notifier.h>
 #include <aioctx/timer.h>
 #include <aioctx/aio.h>
+#include <aioctx/loop.h>
 #include <aioctx/coroutine.h>
 #include <aioctx/thread-pool.h>
 #include <aioctx/iothread.h>

@@ -114,6 +114,10 @@ struct AioContext {
     int thread_pool_min;
     int thread_pool_max;
     struct ThreadPool *thread_pool; /* atomic; created on first use */
+
+    /* The loop driver (loop.c). */
+    bool run_stop;              /* atomic: aio_context_stop() pending */
+    struct AioSignals *signals; /* home thread; made by add_signal */
 };
 
 /* bh.c */
@@ -121,6 +125,15 @@ void aio_bh_init_ctx(AioContext *ctx);
 void aio_bh_destroy_ctx(AioContext *ctx);
 /* 0 if a non-idle BH is scheduled, 10 ms if only idle ones, else -1. */
 int64_t aio_bh_timeout(AioContext *ctx);
+
+/*
+ * context.c: the calling thread's current context (what
+ * qemu_get_current_aio_context() returns).  Read it directly only where
+ * no coroutine switch can come between the read and the use: a coroutine
+ * may resume in another thread.
+ */
+extern __thread AioContext *aio_tls_current_ctx
+    __attribute__((tls_model("initial-exec")));
 
 /* co-schedule.c */
 /* Create the context's co_schedule_bh; called right after aio_bh_init_ctx. */
@@ -150,6 +163,9 @@ bool aio_timers_run(QEMUTimerListGroup *tlg);
 void aio_thread_pool_destroy_ctx(AioContext *ctx);
 /* Apply ctx->thread_pool_min/max to a live pool (no-op without one). */
 void aio_thread_pool_update_params(AioContext *ctx);
+
+/* loop.c: close the signalfd and free the signal table (destruction). */
+void aio_loop_destroy_ctx(AioContext *ctx);
 
 /* handlers.c */
 void aio_set_fd_handler_full(AioContext *ctx, int fd, IOHandler *io_read,

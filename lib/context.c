@@ -11,7 +11,9 @@
 
 #define THREAD_POOL_MAX_DEFAULT 64
 
-static __thread AioContext *current_ctx;
+/* See aio-internal.h; initial-exec so reading it is one load. */
+__thread AioContext *aio_tls_current_ctx
+    __attribute__((tls_model("initial-exec")));
 
 /* ---- the context's own notifier ---- */
 
@@ -202,11 +204,12 @@ static void ctx_destroy(AioContext *ctx)
     /* First, while BHs and handlers still exist: see thread-pool.h. */
     aio_thread_pool_destroy_ctx(ctx);
     aio_co_destroy_ctx(ctx);
+    aio_loop_destroy_ctx(ctx);
     aio_handlers_destroy_ctx(ctx);
     ctx->engine->destroy(ctx);
     event_notifier_cleanup(&ctx->notifier);
-    if (current_ctx == ctx) {
-        current_ctx = NULL;
+    if (aio_tls_current_ctx == ctx) {
+        aio_tls_current_ctx = NULL;
     }
     ctx_free(ctx);
 }
@@ -256,12 +259,12 @@ AIOCTX_API void aio_context_release(AioContext *ctx)
 
 AIOCTX_API AioContext *qemu_get_current_aio_context(void)
 {
-    return current_ctx;
+    return aio_tls_current_ctx;
 }
 
 AIOCTX_API void qemu_set_current_aio_context(AioContext *ctx)
 {
-    current_ctx = ctx;
+    aio_tls_current_ctx = ctx;
 }
 
 /* ---- parameters ---- */

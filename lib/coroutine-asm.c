@@ -11,6 +11,10 @@
 
 void aioctx_co_start(void);
 
+#ifdef AIOCTX_CO_TSAN
+const bool co_arch_switches_tsan_fiber = false;
+#endif
+
 #if defined(__x86_64__)
 
 /*

@@ -134,7 +134,19 @@ void co_asan_arrive(Coroutine *self);
  */
 void co_arch_init(Coroutine *self, Coroutine *co);
 
-/* Save the current machine state in from, load to's. */
+/*
+ * Save the current machine state in from, load to's.  Both are the arch
+ * member (the first) of a Coroutine.
+ */
 void co_arch_switch(CoArch *from, CoArch *to);
+
+#ifdef AIOCTX_CO_TSAN
+/*
+ * True when co_arch_switch() switches the TSan fiber itself (ucontext:
+ * between its sigsetjmp and siglongjmp, which TSan tracks per fiber);
+ * else the generic code does it right before co_arch_switch().
+ */
+extern const bool co_arch_switches_tsan_fiber;
+#endif
 
 #endif /* AIOCTX_COROUTINE_INTERNAL_H */

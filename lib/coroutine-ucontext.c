@@ -20,13 +20,17 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
+#ifdef AIOCTX_CO_TSAN
+const bool co_arch_switches_tsan_fiber = true;
+#endif
+
 typedef struct CoBoot {
     Coroutine *co;
     Coroutine *creator;
     sigjmp_buf back;
 } CoBoot;
 
-static inline void boot_tsan_switch(Coroutine *to)
+static inline void uc_tsan_switch(Coroutine *to)
 {
 #ifdef AIOCTX_CO_TSAN
     __tsan_switch_to_fiber(to->tsan_fiber, 0);
@@ -45,7 +49,7 @@ static void co_boot(unsigned int lo, unsigned int hi)
     if (!sigsetjmp(co->arch.env, 0)) {
         /* Back to the creator; this frame is resumed by the first enter. */
         co_asan_leave(co, boot->creator, true);
-        boot_tsan_switch(boot->creator);
+        uc_tsan_switch(boot->creator);
         siglongjmp(boot->back, 1);
     }
     co_trampoline(co);
@@ -69,7 +73,7 @@ void co_arch_init(Coroutine *self, Coroutine *co)
                 (unsigned int)((uint64_t)p >> 32));
     if (!sigsetjmp(boot.back, 0)) {
         co_asan_leave(self, co, false);
-        boot_tsan_switch(co);
+        uc_tsan_switch(co);
         swapcontext(&old_uc, &uc);
     }
     co_asan_arrive(self);
@@ -78,6 +82,8 @@ void co_arch_init(Coroutine *self, Coroutine *co)
 __attribute__((noinline)) void co_arch_switch(CoArch *from, CoArch *to)
 {
     if (!sigsetjmp(from->env, 0)) {
+        /* TSan files a jmp_buf under the fiber current at sigsetjmp. */
+        uc_tsan_switch((Coroutine *)to);
         siglongjmp(to->env, 1);
     }
 }

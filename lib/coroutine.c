@@ -112,17 +112,31 @@ static __attribute__((noinline)) CoThread *co_thread_setup(void)
 }
 
 /*
- * The calling thread's state.  noinline plus the empty asm make every call
- * really read the TLS slot of the thread it runs on.
+ * The calling thread's state, read in line.  Only for functions in which
+ * no switch can come between this read and the last use of what it
+ * returned (entering, creating, the part of yield before the switch):
+ * elsewhere the compiler could keep the thread's TLS address across a
+ * switch after which the coroutine runs in another thread.
  */
-static __attribute__((noinline)) CoThread *co_thread(void)
+static inline __attribute__((always_inline)) CoThread *co_thread_here(void)
 {
     CoThread *t = co_thread_ptr;
 
-    __asm__ volatile("" : "+r"(t));
     if (unlikely(!t)) {
         t = co_thread_setup();
     }
+    return t;
+}
+
+/*
+ * The calling thread's state, safe anywhere: noinline plus the empty asm
+ * make every call really read the TLS slot of the thread it runs on.
+ */
+static __attribute__((noinline)) CoThread *co_thread(void)
+{
+    CoThread *t = co_thread_here();
+
+    __asm__ volatile("" : "+r"(t));
     return t;
 }
 
@@ -177,35 +191,43 @@ void co_asan_arrive(Coroutine *self)
 }
 #endif
 
-static inline void co_tsan_switch(CoThread *t, Coroutine *to)
+static inline void co_tsan_switch(Coroutine *to)
 {
 #ifdef AIOCTX_CO_TSAN
-    (void)t;
-    __tsan_switch_to_fiber(to->tsan_fiber, 0);
+    if (!co_arch_switches_tsan_fiber) {
+        __tsan_switch_to_fiber(to->tsan_fiber, 0);
+    }
 #else
-    (void)t;
     (void)to;
 #endif
 }
 
 /* ---- the switch ---- */
 
-/*
- * Switch from the running coroutine to `to`.  Returns, once something
- * switches back to `from`, the action that party switched with.  `from`
- * may then be running in a different thread.
- */
-static __attribute__((noinline)) CoAction co_switch(Coroutine *from,
-                                                    Coroutine *to,
-                                                    CoAction action)
-{
-    CoThread *t = co_thread();
+_Static_assert(offsetof(Coroutine, arch) == 0,
+               "the switch backends find the Coroutine from its CoArch");
 
+/*
+ * A switch from `from` (running in t's thread) to `to` is:
+ * co_switch_begin(), co_arch_switch(&from->arch, &to->arch), and, once
+ * something switches back to `from` (maybe in another thread),
+ * co_switch_end(), which returns the action that party switched with.
+ * They are inlined so that the machine switch is called straight from
+ * the enter loop, the trampoline and (as a tail call) from yield: fewer
+ * return addresses that the CPU mispredicts after the stack changes.
+ */
+static inline __attribute__((always_inline)) void
+co_switch_begin(CoThread *t, Coroutine *from, Coroutine *to, CoAction action)
+{
     t->current = to;
     to->resume_action = action;
     co_asan_leave(from, to, action == CO_ACTION_TERMINATE);
-    co_tsan_switch(t, to);
-    co_arch_switch(&from->arch, &to->arch);
+    co_tsan_switch(to);
+}
+
+static inline __attribute__((always_inline)) CoAction
+co_switch_end(Coroutine *from)
+{
     co_asan_arrive(from);
     return from->resume_action;
 }
@@ -221,7 +243,9 @@ void co_trampoline(Coroutine *co)
         caller = co->caller;
         aio_store(&co->caller, NULL);
         /* Comes back only when the pool hands co out again. */
-        co_switch(co, caller, CO_ACTION_TERMINATE);
+        co_switch_begin(co_thread(), co, caller, CO_ACTION_TERMINATE);
+        co_arch_switch(&co->arch, &caller->arch);
+        co_switch_end(co);
     }
 }
 
@@ -425,7 +449,7 @@ AIOCTX_API void qemu_coroutine_dec_pool_size(unsigned int n)
 AIOCTX_API Coroutine *qemu_coroutine_create(CoroutineEntry *entry,
                                             void *opaque)
 {
-    CoThread *t = co_thread();
+    CoThread *t = co_thread_here();
     size_t size = aio_load(&stack_size);
     Coroutine *co = pool_get(t, size);
 
@@ -462,7 +486,7 @@ static inline void co_check_enter(Coroutine *to)
 }
 
 /* `to` returned from its entry function: recycle it. */
-static void co_terminated(CoThread *t, Coroutine *to)
+static inline void co_terminated(CoThread *t, Coroutine *to)
 {
     if (unlikely(to->locks_held)) {
         co_die("coroutine %p terminated while holding %u lock(s)",
@@ -472,50 +496,100 @@ static void co_terminated(CoThread *t, Coroutine *to)
     pool_put(t, to);
 }
 
-AIOCTX_API void qemu_aio_coroutine_enter(AioContext *ctx, Coroutine *co)
+/*
+ * Switch from self (running in t's thread) into `to`, as its caller.
+ * Returns how `to` came back.  The caller of this stays blocked in this
+ * thread until `to` yields or terminates, so t stays valid here.
+ */
+static inline __attribute__((always_inline)) CoAction
+co_enter_one(CoThread *t, Coroutine *self, AioContext *ctx, Coroutine *to)
 {
-    /* The enter loop never changes thread, so t stays valid in it. */
+    co_check_enter(to);
+    aio_store(&to->caller, self);
+    /* Release: a waker reading co->ctx sees the coroutine's state. */
+    aio_store_release(&to->ctx, ctx);
+    co_switch_begin(t, self, to, CO_ACTION_ENTER);
+    co_arch_switch(&self->arch, &to->arch);
+    return co_switch_end(self);
+}
+
+/*
+ * `to` came back with action: put what it woke in front of *pending,
+ * then recycle it (terminated) or hand it to the context it moves to.
+ */
+static void co_after(CoThread *t, Coroutine *to, CoAction action,
+                     Coroutine **pending)
+{
+    AioContext *resched;
+
+    if (to->wakeup_head) {
+        to->wakeup_tail->co_queue_next = *pending;
+        *pending = to->wakeup_head;
+        to->wakeup_head = NULL;
+        to->wakeup_tail = NULL;
+    }
+    if (action == CO_ACTION_TERMINATE) {
+        co_terminated(t, to);
+        return;
+    }
+    resched = to->reschedule_ctx;
+    if (resched) {
+        /* It has switched out completely: now it may run elsewhere. */
+        to->reschedule_ctx = NULL;
+        aio_co_schedule(resched, to);
+    }
+}
+
+/*
+ * The general case: `first` came back with action and woke others, or
+ * must be recycled or rescheduled.  Coroutines woken run depth-first,
+ * each right after the one that woke it.
+ */
+static __attribute__((noinline)) void co_enter_rest(AioContext *ctx,
+                                                    Coroutine *first,
+                                                    CoAction action)
+{
     CoThread *t = co_thread();
     Coroutine *self = t->current;
-    Coroutine *pending = co;
+    Coroutine *pending = NULL;
 
-    co->co_queue_next = NULL;
+    co_after(t, first, action, &pending);
     while (pending) {
         Coroutine *to = pending;
-        AioContext *resched;
-        CoAction action;
 
         pending = to->co_queue_next;
-        co_check_enter(to);
-        aio_store(&to->caller, self);
-        /* Release: a waker reading co->ctx sees the coroutine's state. */
-        aio_store_release(&to->ctx, ctx);
+        action = co_enter_one(t, self, ctx, to);
+        co_after(t, to, action, &pending);
+    }
+}
 
-        action = co_switch(self, to, CO_ACTION_ENTER);
+/* Enter co; the common outcomes are handled without leaving this frame. */
+static inline __attribute__((always_inline)) void
+co_enter(AioContext *ctx, Coroutine *co)
+{
+    CoThread *t = co_thread_here();
+    CoAction action = co_enter_one(t, t->current, ctx, co);
 
-        /* Coroutines `to` woke run next, before older pending ones. */
-        if (to->wakeup_head) {
-            to->wakeup_tail->co_queue_next = pending;
-            pending = to->wakeup_head;
-            to->wakeup_head = NULL;
-            to->wakeup_tail = NULL;
+    if (likely(!co->wakeup_head)) {
+        if (likely(action == CO_ACTION_YIELD && !co->reschedule_ctx)) {
+            return;
         }
         if (action == CO_ACTION_TERMINATE) {
-            co_terminated(t, to);
-            continue;
-        }
-        resched = to->reschedule_ctx;
-        if (resched) {
-            /* It has switched out completely: now it may run elsewhere. */
-            to->reschedule_ctx = NULL;
-            aio_co_schedule(resched, to);
+            co_terminated(t, co);
+            return;
         }
     }
+    co_enter_rest(ctx, co, action);
+}
+
+AIOCTX_API void qemu_aio_coroutine_enter(AioContext *ctx, Coroutine *co)
+{
+    co_enter(ctx, co);
 }
 
 AIOCTX_API void qemu_coroutine_enter(Coroutine *co)
 {
-    qemu_aio_coroutine_enter(qemu_get_current_aio_context(), co);
+    co_enter(aio_tls_current_ctx, co);
 }
 
 AIOCTX_API void qemu_coroutine_enter_if_inactive(Coroutine *co)
@@ -527,14 +601,23 @@ AIOCTX_API void qemu_coroutine_enter_if_inactive(Coroutine *co)
 
 AIOCTX_API void coroutine_fn qemu_coroutine_yield(void)
 {
-    Coroutine *self = co_thread()->current;
+    CoThread *t = co_thread_here(); /* nothing uses it after the switch */
+    Coroutine *self = t->current;
     Coroutine *to = self->caller;
 
     if (unlikely(!to)) {
         co_die("qemu_coroutine_yield called outside a coroutine");
     }
     aio_store(&self->caller, NULL);
-    co_switch(self, to, CO_ACTION_YIELD);
+    co_switch_begin(t, self, to, CO_ACTION_YIELD);
+    /*
+     * Without ASan nothing follows the switch, so the compiler makes it a
+     * tail call: the resumed side returns straight to our caller.
+     */
+    co_arch_switch(&self->arch, &to->arch);
+#ifdef AIOCTX_CO_ASAN
+    co_switch_end(self);
+#endif
 }
 
 AIOCTX_API Coroutine *qemu_coroutine_self(void)

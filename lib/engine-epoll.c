@@ -5,6 +5,9 @@
  *
  * Descriptors epoll refuses (regular files and block devices give EPERM)
  * are reported ready on every wait, which is what poll(2) does with them.
+ * While there are such fds, the epoll set also holds an always readable
+ * eventfd (data.ptr NULL, skipped by wait()), so that the epoll descriptor
+ * handed out by pollfd() tells a foreign loop there is work.
  */
 #include <errno.h>
 #include <poll.h>
@@ -12,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,6 +28,7 @@ typedef struct EpollEngine {
     int epfd;
     bool have_pwait2;
     int always_ready; /* handlers epoll refused */
+    int always_fd;    /* readable eventfd, in the set while always_ready */
     struct epoll_event *events;
     int nevents;
 } EpollEngine;
@@ -56,6 +61,7 @@ static int epoll_engine_init(AioContext *ctx, Error **errp)
         error_setg_errno(errp, err, "epoll");
         return -err;
     }
+    ee->always_fd = -1;
     ee->nevents = EPOLL_EVENTS_MIN;
     ee->events = calloc(ee->nevents, sizeof(*ee->events));
     if (!ee->events) {
@@ -74,6 +80,9 @@ static void epoll_engine_destroy(AioContext *ctx)
     EpollEngine *ee = aio_engine_priv(ctx);
 
     close(ee->epfd);
+    if (ee->always_fd >= 0) {
+        close(ee->always_fd);
+    }
     free(ee->events);
 }
 
@@ -84,6 +93,25 @@ static int epoll_ctl_node(EpollEngine *ee, int op, AioHandler *node)
 
     return epoll_ctl(ee->epfd, op, aio_handler_fd(node), &ev) < 0 ? -errno
                                                                    : 0;
+}
+
+/* One more (delta 1) or one fewer (-1) refused handler; under the lock. */
+static void epoll_always_ready_add(EpollEngine *ee, int delta)
+{
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+    int n = ee->always_ready + delta;
+
+    aio_store(&ee->always_ready, n);
+    if (delta > 0 && n == 1) {
+        if (ee->always_fd < 0) {
+            ee->always_fd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
+        }
+        if (ee->always_fd >= 0) {
+            epoll_ctl(ee->epfd, EPOLL_CTL_ADD, ee->always_fd, &ev);
+        }
+    } else if (delta < 0 && n == 0 && ee->always_fd >= 0) {
+        epoll_ctl(ee->epfd, EPOLL_CTL_DEL, ee->always_fd, NULL);
+    }
 }
 
 /* Watch new_node; ADD and MOD are retried as each other for reused fds. */
@@ -100,7 +128,7 @@ static void epoll_watch(EpollEngine *ee, AioHandler *new_node, bool had_old)
     }
     if (ret == -EPERM) {
         aio_store(&eh->always_ready, true);
-        aio_store(&ee->always_ready, ee->always_ready + 1);
+        epoll_always_ready_add(ee, 1);
         return;
     }
     if (ret < 0) {
@@ -121,7 +149,7 @@ static void epoll_update(AioContext *ctx, AioHandler *old_node,
         old_refused = aio_load(&eh->always_ready);
         if (old_refused) {
             aio_store(&eh->always_ready, false);
-            aio_store(&ee->always_ready, ee->always_ready - 1);
+            epoll_always_ready_add(ee, -1);
         }
     }
     if (new_node) {
@@ -211,6 +239,10 @@ static int epoll_engine_wait(AioContext *ctx, AioReadyList *ready,
         lockcnt_unlock(&ctx->list_lock);
     }
     for (int i = 0; i < n; i++) {
+        if (!ee->events[i].data.ptr) {
+            walk.found--; /* the always readable eventfd */
+            continue;
+        }
         aio_ready_list_add(ready, ee->events[i].data.ptr,
                            (int)ee->events[i].events);
     }

@@ -48,7 +48,9 @@
 
 #define URING_SQ_ENTRIES 256
 #define URING_PROBE_ENTRIES 2
+/* The fd field of internal requests; liburing's timeouts (all ones) too. */
 #define URING_TAG_INTERNAL 0xffffffffu
+#define URING_DATA_INTERNAL UINT64_MAX
 /* CQ passes per wait when the overflow backlog keeps refilling it. */
 #define URING_REAP_ROUNDS 16
 
@@ -344,7 +346,7 @@ static void uring_prepare(UringEngine *ue)
             break;
         }
         io_uring_prep_poll_remove(sqe, ue->cancels[i]);
-        io_uring_sqe_set_data64(sqe, uring_tag(-1, URING_TAG_INTERNAL));
+        io_uring_sqe_set_data64(sqe, URING_DATA_INTERNAL);
     }
     list_shift(ue->cancels, &ue->ncancel, i, sizeof(*ue->cancels));
 
@@ -466,8 +468,8 @@ static int uring_wait(AioContext *ctx, AioReadyList *ready,
     int64_t left = timeout_ns;
     int found = 0, ret;
 
-    uring_drain_dirty(ctx, ue);
     for (;;) {
+        uring_drain_dirty(ctx, ue); /* also a resync the last reap asked */
         uring_prepare(ue);
         ret = uring_enter(ue, left);
         found += uring_reap(ue, ready);

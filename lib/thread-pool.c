@@ -2,57 +2,74 @@
 /*
  * The per-context worker thread pool.
  *
- * Requests travel through three lists:
+ * Requests travel through two lock-free FIFOs, each an intrusive
+ * multi-producer single-consumer queue with a stub node (a producer swaps
+ * itself in as the tail, then links its predecessor to itself; the one
+ * consumer follows the links):
  *
- *  inbox   a lock-free LIFO that submission pushes onto with one CAS, so the
- *          submitting thread never waits for the pool lock;
- *  queue   a FIFO under pool->lock that workers (and cancellation) fill by
- *          taking the whole inbox at once, reversed into submission order,
- *          and that workers pop from;
- *  done    a lock-free LIFO of finished requests.  Only the push that finds
- *          it empty schedules the completion bottom half, so a burst of
- *          completions costs one wake-up.  The BH (context thread) moves it,
- *          in order, to a delivery list of its own and runs the callbacks;
- *          while callbacks are left it keeps itself scheduled, so that a
- *          callback that nests aio_poll() still gets the remaining ones.
+ *  inbox  submission pushes onto it without taking any lock; workers pop
+ *         from it one request at a time while they hold pool->lock, which
+ *         makes them a single consumer;
+ *  done   workers (and cancellation) push finished requests; the context
+ *         thread's completion bottom half pops them and runs the callbacks.
+ *         Only the push that finds the queue empty schedules the BH, so a
+ *         burst of completions costs one wake-up.  Before each callback the
+ *         BH makes sure it is scheduled again, so that a callback that nests
+ *         aio_poll() still gets the remaining completions; it cancels that
+ *         at the end.
+ *
+ * Cancelling a queued request moves the inbox, up to that request, to a
+ * FIFO under pool->lock ("queue", doubly linked) where it can be unlinked;
+ * workers serve that queue before the inbox.
  *
  * Waking workers.  A worker that finds nothing to do first spins for a
- * short while (one worker at a time), then sleeps on work_cond.  Before it
- * sleeps it counts itself in idle_threads and looks at the inbox again;
- * submission pushes and then reads idle_threads.  Both sides use sequentially
- * consistent operations, so at least one of them sees the other: the worker
- * does not sleep, or the submitter signals it (under the lock, which the
- * worker holds until it is inside the wait).  Signals are counted: each
- * signal moves one sleeper from idle_threads to wakeups, and a worker that
- * returns from its wait consumes a wakeup if there is one, else its own idle
- * count; so the submitter signals only when a worker sleeps unsignalled.
- * A worker that takes a request while more are queued wakes the next one.
- *
- * A request is cancellable while it is queued (in the inbox or the queue):
- * cancellation moves the inbox to the queue under the lock, unlinks the
- * request and completes it with -ECANCELED.
+ * short while (one worker at a time), looking at the inbox rarely, then
+ * sleeps on work_cond.  Before it sleeps it counts itself in idle_threads
+ * and looks at the inbox again; submission pushes and then reads
+ * idle_threads.  Both sides use sequentially consistent operations, so at
+ * least one sees the other: the worker does not sleep, or the submitter
+ * signals it (under the lock, which the worker holds until it is inside the
+ * wait).  Signals are counted: each moves one sleeper from idle_threads to
+ * wakeups, and a worker back from its wait consumes a wakeup if there is
+ * one, else its own idle count; so a signal is only sent to a worker that
+ * sleeps unsignalled.  A worker that takes a request while more wait wakes
+ * (or starts) a helper.
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aio-internal.h"
+#include "aioctx/coroutine.h"
 #include "aioctx/thread-pool.h"
 
 /* How long a worker spins on an empty queue before it sleeps. */
+#ifndef WORKER_SPIN_NS
 #define WORKER_SPIN_NS (10 * 1000)
-/* pause instructions between two looks at the inbox while spinning */
-#ifndef SPIN_PAUSES
-#define SPIN_PAUSES 32
 #endif
+/* pause instructions between two looks at the inbox while spinning */
+#define SPIN_PAUSES 32
 
 enum {
     TP_QUEUED, /* in the inbox or the queue; cancellable */
     TP_ACTIVE, /* taken by a worker */
     TP_DONE,   /* finished or cancelled */
 };
+
+typedef struct TPLink TPLink;
+struct TPLink {
+    TPLink *next;
+};
+
+/* An intrusive MPSC FIFO; see the top of the file. */
+typedef struct TPFifo {
+    alignas(64) TPLink *tail; /* producers */
+    alignas(64) TPLink *head; /* the consumer */
+    TPLink stub;
+} TPFifo;
 
 typedef struct ThreadPoolElement ThreadPoolElement;
 struct ThreadPoolElement {
@@ -62,9 +79,11 @@ struct ThreadPoolElement {
     void *arg;
     int state; /* TP_*; under pool->lock once submitted */
     int ret;
-    /* Inbox, queue (under pool->lock), then the done/delivery lists. */
-    ThreadPoolElement *next;
-    ThreadPoolElement **pprev; /* queue only */
+    union {
+        TPLink link;             /* inbox, then done */
+        ThreadPoolElement *next; /* queue, under pool->lock */
+    };
+    ThreadPoolElement **pprev; /* queue */
 };
 
 typedef struct Worker Worker;
@@ -75,35 +94,32 @@ struct Worker {
 };
 
 struct ThreadPool {
+    /*
+     * Read on every submission, written rarely: kept away from the lock,
+     * which the workers take for every request.
+     */
     AioContext *ctx;
     QEMUBH *completion_bh;
+    int cur_threads;  /* atomic; under lock; started (or starting), alive */
+    int max_threads;  /* atomic; under lock */
+    int idle_threads; /* atomic; under lock; sleeping, not signalled */
+    bool stopping;    /* atomic; under lock */
+
+    TPFifo inbox; /* submitted requests; consumer: whoever holds lock */
+
+    alignas(64) pthread_mutex_t lock;
+    ThreadPoolElement *head; /* the queue */
+    ThreadPoolElement **tailp;
+    int wakeups;  /* atomic; under lock; signals sent, not yet consumed */
+    int spinning; /* under lock; 0 or 1 */
+    int min_threads;
+    int64_t idle_timeout_ns;
+    Worker *exited; /* workers that returned and wait to be joined */
     pthread_cond_t work_cond;    /* workers wait here for requests */
     pthread_cond_t stopped_cond; /* a worker exited */
 
-    /* Submitted requests, newest first; pushed without the lock. */
-    alignas(64) ThreadPoolElement *inbox;
-
-    alignas(64) pthread_mutex_t lock;
-    ThreadPoolElement *head; /* the queue, under lock */
-    ThreadPoolElement **tailp;
-    /* Under lock; those marked atomic are also read without it. */
-    int cur_threads;  /* atomic; started (or starting), not exited */
-    int idle_threads; /* atomic; sleeping, not signalled */
-    int wakeups;      /* atomic; signals sent, not yet consumed */
-    int spinning;     /* atomic; 0 or 1 */
-    int min_threads;
-    int max_threads;  /* atomic */
-    bool stopping;    /* atomic */
-    int64_t idle_timeout_ns;
-    Worker *exited; /* workers that returned and wait to be joined */
-
-    /* Finished requests (LIFO), pushed by workers and cancellers. */
-    alignas(64) ThreadPoolElement *done_head;
-
-    /* Context thread only: requests to deliver, in order. */
-    alignas(64) ThreadPoolElement *deliver_head;
-    ThreadPoolElement **deliver_tailp;
-    bool bh_armed; /* we scheduled completion_bh ourselves */
+    TPFifo done;   /* finished requests; consumer: the context thread */
+    bool bh_armed; /* context thread: we scheduled completion_bh ourselves */
 };
 
 static void tp_cancel_async(BlockAIOCB *acb);
@@ -123,42 +139,103 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Reverse a LIFO chain into FIFO order; *tailp gets the last link. */
-static ThreadPoolElement *chain_reverse(ThreadPoolElement *e,
-                                        ThreadPoolElement ***tailp)
+/* ---- the lock-free FIFOs ---- */
+
+static void fifo_init(TPFifo *q)
 {
-    ThreadPoolElement *fifo = NULL;
-
-    *tailp = e ? &e->next : NULL;
-    while (e) {
-        ThreadPoolElement *next = e->next;
-
-        e->next = fifo;
-        fifo = e;
-        e = next;
-    }
-    return fifo;
+    q->stub.next = NULL;
+    q->head = &q->stub;
+    q->tail = &q->stub;
 }
 
-/* ---- the queue (pool->lock held) ---- */
-
-/* Move the inbox to the end of the queue, oldest first. */
-static void inbox_drain(ThreadPool *pool)
+/* Any thread.  Returns true when the queue held nothing before. */
+static bool fifo_push(TPFifo *q, TPLink *l)
 {
-    ThreadPoolElement *e, **pprev;
+    TPLink *prev;
 
-    if (!aio_load(&pool->inbox)) {
-        return;
+    aio_store(&l->next, NULL);
+    prev = __atomic_exchange_n(&q->tail, l, __ATOMIC_SEQ_CST);
+    aio_store_release(&prev->next, l);
+    return prev == &q->stub;
+}
+
+/*
+ * The consumer takes the oldest entry.  NULL when the queue is empty, or
+ * when a producer has swapped itself in but not linked yet (then
+ * fifo_empty() is false: try again in a moment).
+ */
+static TPLink *fifo_pop(TPFifo *q)
+{
+    TPLink *head = q->head;
+    TPLink *next = aio_load_acquire(&head->next);
+
+    if (head == &q->stub) {
+        if (!next) {
+            return NULL;
+        }
+        q->head = head = next;
+        next = aio_load_acquire(&head->next);
     }
-    e = __atomic_exchange_n(&pool->inbox, NULL, __ATOMIC_ACQUIRE);
-    e = chain_reverse(e, &pprev);
-    pprev = pool->tailp;
-    *pprev = e;
-    for (; e; e = e->next) {
-        e->pprev = pprev;
-        pprev = &e->next;
+    if (!next) {
+        if (__atomic_load_n(&q->tail, __ATOMIC_SEQ_CST) != head) {
+            return NULL; /* a push is half done */
+        }
+        /* head is the last entry: put the stub behind it. */
+        fifo_push(q, &q->stub);
+        next = aio_load_acquire(&head->next);
+        if (!next) {
+            return NULL;
+        }
     }
-    pool->tailp = pprev;
+    q->head = next;
+    return head;
+}
+
+/* The consumer: whether the queue is empty (sequentially consistent). */
+static bool fifo_empty(TPFifo *q)
+{
+    return q->head == &q->stub &&
+           __atomic_load_n(&q->tail, __ATOMIC_SEQ_CST) == &q->stub;
+}
+
+/* Any thread, without consuming: a hint that something is queued. */
+static bool fifo_maybe_nonempty(TPFifo *q)
+{
+    return aio_load(&q->tail) != &q->stub;
+}
+
+static ThreadPoolElement *link_elem(TPLink *l)
+{
+    return l ? (ThreadPoolElement *)((char *)l -
+                                     offsetof(ThreadPoolElement, link))
+             : NULL;
+}
+
+/* Pop, waiting out a producer caught between its two steps. */
+static ThreadPoolElement *fifo_pop_wait(TPFifo *q)
+{
+    for (int spins = 0;; spins++) {
+        TPLink *l = fifo_pop(q);
+
+        if (l || fifo_empty(q)) {
+            return link_elem(l);
+        }
+        if (spins < 100) {
+            cpu_relax();
+        } else {
+            sched_yield();
+        }
+    }
+}
+
+/* ---- the queue and the inbox (pool->lock held) ---- */
+
+static void queue_append(ThreadPool *pool, ThreadPoolElement *e)
+{
+    e->next = NULL;
+    e->pprev = pool->tailp;
+    *pool->tailp = e;
+    pool->tailp = &e->next;
 }
 
 static void queue_remove(ThreadPool *pool, ThreadPoolElement *e)
@@ -171,23 +248,34 @@ static void queue_remove(ThreadPool *pool, ThreadPoolElement *e)
     *e->pprev = e->next;
 }
 
+/* Move the inbox to the queue, up to and including until (NULL: all). */
+static void inbox_drain(ThreadPool *pool, ThreadPoolElement *until)
+{
+    ThreadPoolElement *e;
+
+    while ((e = fifo_pop_wait(&pool->inbox))) {
+        queue_append(pool, e);
+        if (e == until) {
+            break;
+        }
+    }
+}
+
+/* The oldest request, or NULL when none is queued right now. */
 static ThreadPoolElement *queue_pop(ThreadPool *pool)
 {
     ThreadPoolElement *e = pool->head;
 
-    if (!e) {
-        inbox_drain(pool);
-        e = pool->head;
-    }
     if (e) {
         queue_remove(pool, e);
+        return e;
     }
-    return e;
+    return link_elem(fifo_pop(&pool->inbox));
 }
 
 static bool has_work(ThreadPool *pool)
 {
-    return pool->head || aio_load(&pool->inbox);
+    return pool->head || !fifo_empty(&pool->inbox);
 }
 
 /* Signal one sleeping worker, if one sleeps unsignalled. */
@@ -231,7 +319,7 @@ static ThreadPoolElement *queue_take_all(ThreadPool *pool, int ret)
 {
     ThreadPoolElement *list;
 
-    inbox_drain(pool);
+    inbox_drain(pool, NULL);
     list = pool->head;
     for (ThreadPoolElement *e = list; e; e = e->next) {
         e->state = TP_DONE;
@@ -247,18 +335,13 @@ static ThreadPoolElement *queue_take_all(ThreadPool *pool, int ret)
 /* Hand a finished request to the context thread.  Any thread. */
 static void done_push(ThreadPool *pool, ThreadPoolElement *e)
 {
-    ThreadPoolElement *old = aio_load(&pool->done_head);
-
-    do {
-        e->next = old;
-    } while (!__atomic_compare_exchange_n(&pool->done_head, &old, e, true,
-                                          __ATOMIC_RELEASE, __ATOMIC_RELAXED));
-    if (!old) {
+    if (fifo_push(&pool->done, &e->link)) {
         /* Its release orders the push before the flag (see disarm). */
         qemu_bh_schedule(pool->completion_bh);
     }
 }
 
+/* done_push() a chain linked through ->next. */
 static void push_list(ThreadPool *pool, ThreadPoolElement *list)
 {
     while (list) {
@@ -267,32 +350,6 @@ static void push_list(ThreadPool *pool, ThreadPoolElement *list)
         done_push(pool, list);
         list = next;
     }
-}
-
-/* Move the done LIFO, in submission order, to the delivery list. */
-static void deliver_grab(ThreadPool *pool)
-{
-    ThreadPoolElement *e, **tailp;
-
-    if (!aio_load(&pool->done_head)) {
-        return;
-    }
-    e = __atomic_exchange_n(&pool->done_head, NULL, __ATOMIC_ACQUIRE);
-    *pool->deliver_tailp = chain_reverse(e, &tailp);
-    pool->deliver_tailp = tailp;
-}
-
-static ThreadPoolElement *deliver_pop(ThreadPool *pool)
-{
-    ThreadPoolElement *e = pool->deliver_head;
-
-    if (e) {
-        pool->deliver_head = e->next;
-        if (!e->next) {
-            pool->deliver_tailp = &pool->deliver_head;
-        }
-    }
-    return e;
 }
 
 static void deliver_one(ThreadPoolElement *e)
@@ -305,16 +362,16 @@ static void deliver_one(ThreadPoolElement *e)
 
 /*
  * Undo our own scheduling of the BH.  A worker may have scheduled it too
- * after finding the done list empty, and the cancel may have wiped that
- * out; so look at the list again after the cancel and schedule once more
- * if something arrived.  qemu_bh_cancel() is an acquire operation: if it
+ * after finding the done queue empty, and the cancel may have wiped that
+ * out; so look at the queue again after the cancel and schedule once more
+ * if something is there.  qemu_bh_cancel() is an acquire operation: if it
  * overrode a worker's qemu_bh_schedule(), that worker's push is visible.
  */
 static void completion_bh_disarm(ThreadPool *pool)
 {
     pool->bh_armed = false;
     qemu_bh_cancel(pool->completion_bh);
-    if (aio_load(&pool->done_head)) {
+    if (!fifo_empty(&pool->done)) {
         qemu_bh_schedule(pool->completion_bh);
     }
 }
@@ -326,9 +383,9 @@ static void completion_bh(void *opaque)
 
     /* aio_bh_poll() cleared the scheduled flag before calling us. */
     pool->bh_armed = false;
-    deliver_grab(pool);
-    while ((e = deliver_pop(pool))) {
-        if (pool->deliver_head && !pool->bh_armed) {
+    while ((e = link_elem(fifo_pop(&pool->done)))) {
+        if (!pool->bh_armed) {
+            /* A nested aio_poll() in the callback delivers the rest. */
             pool->bh_armed = true;
             qemu_bh_schedule(pool->completion_bh);
         }
@@ -336,6 +393,9 @@ static void completion_bh(void *opaque)
     }
     if (pool->bh_armed) {
         completion_bh_disarm(pool);
+    } else if (!fifo_empty(&pool->done)) {
+        /* A worker is half-way through its push: come back for it. */
+        qemu_bh_schedule(pool->completion_bh);
     }
 }
 
@@ -383,7 +443,7 @@ static bool worker_spin(ThreadPool *pool)
         for (int i = 0; i < SPIN_PAUSES; i++) {
             cpu_relax();
         }
-        found = aio_load(&pool->inbox) != NULL;
+        found = fifo_maybe_nonempty(&pool->inbox);
     } while (!found && aio_now_ns() - start < WORKER_SPIN_NS);
     pthread_mutex_lock(&pool->lock);
     aio_store(&pool->spinning, 0);
@@ -407,7 +467,7 @@ static bool worker_wait(ThreadPool *pool)
     }
     /* Count ourselves idle, then look again: pairs with submission. */
     __atomic_fetch_add(&pool->idle_threads, 1, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&pool->inbox, __ATOMIC_SEQ_CST)) {
+    if (!fifo_empty(&pool->inbox)) {
         __atomic_fetch_sub(&pool->idle_threads, 1, __ATOMIC_RELAXED);
         return true;
     }
@@ -435,6 +495,13 @@ static void *worker_main(void *opaque)
     while (!pool->stopping && pool->cur_threads <= pool->max_threads) {
         ThreadPoolElement *e = queue_pop(pool);
 
+        if (!e && has_work(pool)) {
+            /* A submission is half-way through its push: let it finish. */
+            pthread_mutex_unlock(&pool->lock);
+            sched_yield();
+            pthread_mutex_lock(&pool->lock);
+            continue;
+        }
         if (!e) {
             if (!worker_wait(pool)) {
                 break;
@@ -527,7 +594,8 @@ static ThreadPool *pool_new(AioContext *ctx)
     pthread_condattr_destroy(&cattr);
     pthread_cond_init(&pool->stopped_cond, NULL);
     pool->tailp = &pool->head;
-    pool->deliver_tailp = &pool->deliver_head;
+    fifo_init(&pool->inbox);
+    fifo_init(&pool->done);
     pool->idle_timeout_ns = THREAD_POOL_IDLE_TIMEOUT_NS_DEFAULT;
     pool->max_threads = aio_load(&ctx->thread_pool_max);
     pool->min_threads = aio_load(&ctx->thread_pool_min);
@@ -625,8 +693,7 @@ void aio_thread_pool_destroy_ctx(AioContext *ctx)
      */
     push_list(pool, cancelled);
     for (;;) {
-        deliver_grab(pool);
-        e = deliver_pop(pool);
+        e = fifo_pop_wait(&pool->done);
         if (!e) {
             break;
         }
@@ -646,7 +713,9 @@ static void tp_cancel_async(BlockAIOCB *acb)
 
     pthread_mutex_lock(&pool->lock);
     if (e->state == TP_QUEUED) {
-        inbox_drain(pool); /* so that e is in the queue */
+        if (!e->pprev) {
+            inbox_drain(pool, e); /* still in the inbox: move it */
+        }
         queue_remove(pool, e);
         e->state = TP_DONE;
         e->ret = -ECANCELED;
@@ -688,23 +757,33 @@ AIOCTX_API BlockAIOCB *thread_pool_submit_aio(ThreadPoolFunc *func, void *arg,
                                               void *opaque)
 {
     AioContext *ctx = qemu_get_current_aio_context();
-    ThreadPoolElement *e, *old;
+    ThreadPoolElement *e;
     ThreadPool *pool;
 
     if (!ctx) {
         return NULL;
     }
-    pool = aio_get_thread_pool(ctx);
+    pool = aio_load_acquire(&ctx->thread_pool);
+    if (!pool) {
+        pool = aio_get_thread_pool(ctx);
+    }
     e = malloc(sizeof(*e));
     if (!e) {
         fprintf(stderr, "libaioctx: out of memory submitting a request\n");
         abort();
     }
-    *e = (ThreadPoolElement){
-        .common = { .aiocb_info = &thread_pool_aiocb_info, .cb = cb,
-                    .opaque = opaque, .refcnt = 1 },
-        .pool = pool, .func = func, .arg = arg, .state = TP_QUEUED,
-    };
+    /* Field by field: cheaper than zeroing the block first. */
+    e->common.aiocb_info = &thread_pool_aiocb_info;
+    e->common.bs = NULL;
+    e->common.cb = cb;
+    e->common.opaque = opaque;
+    e->common.refcnt = 1;
+    e->pool = pool;
+    e->func = func;
+    e->arg = arg;
+    e->state = TP_QUEUED;
+    e->ret = 0;
+    e->pprev = NULL;
     if (aio_load(&pool->stopping)) {
         /* A callback run by the context's destruction submitted more. */
         e->state = TP_DONE;
@@ -713,13 +792,50 @@ AIOCTX_API BlockAIOCB *thread_pool_submit_aio(ThreadPoolFunc *func, void *arg,
         return &e->common;
     }
 
-    old = aio_load(&pool->inbox);
-    do {
-        e->next = old;
-    } while (!__atomic_compare_exchange_n(&pool->inbox, &old, e, true,
-                                          __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+    fifo_push(&pool->inbox, &e->link);
     find_worker(pool);
     return &e->common;
+}
+
+/* ---- the coroutine form ---- */
+
+typedef struct {
+    Coroutine *co;
+    ThreadPool *pool;
+    int ret;
+} ThreadPoolCo;
+
+static void submit_co_cb(void *opaque, int ret)
+{
+    ThreadPoolCo *tpc = opaque;
+
+    tpc->ret = ret;
+    if (aio_load(&tpc->pool->stopping)) {
+        /* The context is being destroyed: resume the waiter right here. */
+        qemu_coroutine_enter(tpc->co);
+    } else {
+        aio_co_wake(tpc->co);
+    }
+}
+
+AIOCTX_API int coroutine_fn thread_pool_submit_co(ThreadPoolFunc *func,
+                                                  void *arg)
+{
+    ThreadPoolCo tpc = { .co = qemu_coroutine_self(), .ret = -EINPROGRESS };
+    AioContext *ctx = qemu_get_current_aio_context();
+
+    if (!qemu_in_coroutine()) {
+        fprintf(stderr, "libaioctx: thread_pool_submit_co called outside a "
+                        "coroutine\n");
+        abort();
+    }
+    if (!ctx) {
+        return -EINVAL;
+    }
+    tpc.pool = aio_get_thread_pool(ctx);
+    thread_pool_submit_aio(func, arg, submit_co_cb, &tpc);
+    qemu_coroutine_yield();
+    return tpc.ret;
 }
 
 AIOCTX_API int thread_pool_set_idle_timeout(ThreadPool *pool,

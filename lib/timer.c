@@ -2,17 +2,23 @@
 /*
  * Timer lists: one per clock in each context's QEMUTimerListGroup.
  *
- * A list is a 4-ary min-heap of (deadline, timer) pairs.  The deadline is
- * cached in the heap slot, so sifting compares slots without touching the
- * timers; each timer records its slot, so moving or deleting it is one
- * sift from where it is.  Ties are broken by the timer's arming sequence
- * number, which makes equal deadlines fire in arming order.  The root
+ * A list is a 4-ary min-heap of (deadline, arming sequence, timer) slots.
+ * Deadline and sequence are cached in the slot, so sifting compares slots
+ * without touching the timers; each timer records its slot, so moving or
+ * deleting it is one sift from where it is.  The sequence number (per
+ * list, bumped on every arm) breaks ties, which makes equal deadlines fire
+ * in arming order; keeping it in the slot matters because ties are common
+ * (deadlines computed from one "now" plus whole milliseconds).  The root
  * sits at index HEAP_ROOT = 3 and the children of slot k are 4k-8 .. 4k-5,
- * so with 16-byte slots in a 64-byte aligned array the four children of a
- * node share one cache line.
+ * so in a 64-byte aligned array of 24-byte slots the four children of a
+ * node span exactly two cache lines.
  *
  * Locking: a small spinlock per list guards the heap and the timers'
- * expire_time/heap_index/seq fields.  Callbacks run with the lock dropped.
+ * expire_time/heap_index/seq fields: critical sections are a few dozen
+ * instructions and never block (except for the rare growth of the heap
+ * array), so an uncontended arm costs one atomic exchange, whose latency
+ * hides behind the cache miss on the timer itself.  Callbacks run with the
+ * lock dropped.
  * head_expire mirrors the root's deadline for lock-free readers (the
  * timeout computation); it is exact whenever the lock is free.
  *
@@ -40,6 +46,7 @@
 
 typedef struct TimerHeapSlot {
     int64_t expire;
+    uint64_t seq; /* arming order: breaks ties without touching the timer */
     QEMUTimer *ts;
 } TimerHeapSlot;
 
@@ -101,7 +108,7 @@ static void __attribute__((noinline)) tl_lock_slow(QEMUTimerList *tl)
     } while (__atomic_exchange_n(&tl->lock, 1, __ATOMIC_ACQUIRE));
 }
 
-static inline void tl_lock(QEMUTimerList *tl)
+static inline __attribute__((always_inline)) void tl_lock(QEMUTimerList *tl)
 {
     if (__builtin_expect(__atomic_exchange_n(&tl->lock, 1, __ATOMIC_ACQUIRE),
                          0)) {
@@ -109,7 +116,7 @@ static inline void tl_lock(QEMUTimerList *tl)
     }
 }
 
-static inline void tl_unlock(QEMUTimerList *tl)
+static inline __attribute__((always_inline)) void tl_unlock(QEMUTimerList *tl)
 {
     __atomic_store_n(&tl->lock, 0, __ATOMIC_RELEASE);
 }
@@ -128,13 +135,13 @@ HOT uint32_t heap_first_child(uint32_t k)
     return (k << 2) - 8;
 }
 
-/* Deadline order; the arming sequence breaks (rare) ties. */
+/* Deadline order; the arming sequence breaks ties. */
 HOT bool slot_before(const TimerHeapSlot *a, const TimerHeapSlot *b)
 {
-    if (__builtin_expect(a->expire != b->expire, 1)) {
+    if (a->expire != b->expire) {
         return a->expire < b->expire;
     }
-    return a->ts->seq < b->ts->seq;
+    return a->seq < b->seq;
 }
 
 HOT void heap_put(TimerHeapSlot *h, uint32_t k, TimerHeapSlot s)
@@ -267,14 +274,14 @@ HOT bool list_arm_locked(QEMUTimerList *tl, QEMUTimer *ts, int64_t expire)
     }
     h = tl->heap;
     old_head = heap_head(tl);
-    ts->seq = ++tl->seq;
     __atomic_store_n(&ts->expire_time, expire, __ATOMIC_RELAXED);
     if (k) {
         h[k].expire = expire;
+        h[k].seq = ++tl->seq;
         heap_fix(tl, k);
     } else {
         k = tl->end++;
-        h[k] = (TimerHeapSlot){ expire, ts };
+        h[k] = (TimerHeapSlot){ expire, ++tl->seq, ts };
         heap_up(h, k);
     }
     if (h[HEAP_ROOT].ts == ts) {

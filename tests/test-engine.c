@@ -4,8 +4,9 @@
  * back to epoll when a seccomp filter refuses io_uring_setup, and
  * behaviour every engine must share under load: many fds with a subset
  * ready, level-triggered readiness across re-arms and CQ overflow, a
- * handler replaced over and over while data arrives, and sub-millisecond
- * sleeps ended by another thread or by a timer.
+ * handler replaced over and over while data arrives, no stale readiness
+ * after busy-polling did the work, and sub-millisecond sleeps ended by
+ * another thread or by a timer.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -510,6 +511,108 @@ START_TEST(test_replace_from_thread_loses_nothing)
 }
 END_TEST
 
+/* ---- busy-polling consumes work the fd also announced ---- */
+
+typedef struct Polled {
+    int p[2];
+    int reads;
+    int poll_readys;
+    bool armed; /* what io_poll reports */
+} Polled;
+
+static void polled_drain(Polled *s)
+{
+    char buf[64];
+
+    while (read(s->p[0], buf, sizeof(buf)) > 0) {
+        continue;
+    }
+}
+
+static void polled_read_cb(void *opaque)
+{
+    Polled *s = opaque;
+
+    s->reads++;
+    polled_drain(s);
+}
+
+static bool polled_poll_cb(void *opaque)
+{
+    Polled *s = opaque;
+
+    return s->armed;
+}
+
+static void polled_ready_cb(void *opaque)
+{
+    Polled *s = opaque;
+
+    s->poll_readys++;
+    s->armed = false;
+    polled_drain(s);
+}
+
+static void plain_read_cb(void *opaque)
+{
+    (void)opaque;
+}
+
+START_TEST(test_poll_ready_leaves_no_stale_readiness)
+{
+    AioContext *ctx = test_ctx_new();
+    Polled s = { 0 };
+    Error *err = NULL;
+    int plain[2];
+
+    ck_assert_int_eq(pipe2(s.p, O_NONBLOCK | O_CLOEXEC), 0);
+    ck_assert_int_eq(pipe2(plain, O_NONBLOCK | O_CLOEXEC), 0);
+    aio_context_set_poll_params(ctx, 50 * 1000000LL, 0, 0, &err);
+    ck_assert_ptr_null(err);
+    aio_set_fd_handler(ctx, s.p[0], polled_read_cb, NULL, polled_poll_cb,
+                       polled_ready_cb, &s);
+    test_consume_notify(ctx);
+    for (int i = 0; i < 4; i++) {
+        aio_poll(ctx, false); /* the poll time grows from 0 */
+    }
+    ck_assert(!aio_pending(ctx)); /* the fd is watched, nothing is ready */
+
+    for (int round = 1; round <= 3; round++) {
+        /* Both io_poll and the fd report the work; busy-polling wins. */
+        s.armed = true;
+        ck_assert_int_eq(write(s.p[1], "x", 1), 1);
+        ck_assert(aio_poll(ctx, true));
+        ck_assert_int_eq(s.poll_readys, round);
+        ck_assert_int_eq(s.reads, 0);
+
+        /* The work is done: the fd's earlier readiness must not show. */
+        ck_assert(!aio_pending(ctx));
+        ck_assert(!aio_poll(ctx, false));
+        ck_assert_int_eq(s.reads, 0);
+    }
+
+    /* Handlers without io_poll make every iteration ask the engine. */
+    aio_set_fd_handler(ctx, plain[0], plain_read_cb, NULL, NULL, NULL, NULL);
+    aio_poll(ctx, false);
+    ck_assert(!aio_poll(ctx, false));
+    ck_assert_int_eq(s.reads, 0);
+
+    /* And the fd is still watched. */
+    ck_assert_int_eq(write(s.p[1], "y", 1), 1);
+    ck_assert(aio_poll(ctx, true));
+    ck_assert_int_eq(s.reads, 1);
+
+    remove_fd(ctx, plain[0]);
+    remove_fd(ctx, s.p[0]);
+    aio_poll(ctx, false);
+    close(plain[0]);
+    close(plain[1]);
+    close(s.p[0]);
+    close(s.p[1]);
+    aio_context_unref(ctx);
+}
+END_TEST
+
 /* ---- sub-millisecond sleeps ---- */
 
 typedef struct Later {
@@ -604,6 +707,7 @@ int main(void)
     tcase_add_test(tc, test_many_handlers_subset_ready);
     tcase_add_test(tc, test_replace_in_callback_keeps_level);
     tcase_add_test(tc, test_replace_from_thread_loses_nothing);
+    tcase_add_test(tc, test_poll_ready_leaves_no_stale_readiness);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("timeouts");

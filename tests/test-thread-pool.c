@@ -3,7 +3,8 @@
  * Thread pool: exact completion counts, where callbacks run, batching,
  * nested polling in callbacks, cancellation before start and while
  * running, live min/max changes (threads observed in /proc/self/task),
- * idle-timeout exits, and destruction of a context with work queued.
+ * idle-timeout exits, destruction of a context with work queued, and
+ * thread_pool_submit_co() from many coroutines.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -744,6 +745,156 @@ START_TEST(test_pool_churn)
 }
 END_TEST
 
+/* ---- the coroutine form ---- */
+
+#if defined(__SANITIZE_THREAD__)
+#define NCO 20 /* TSan keeps few coroutine fibers alive */
+#else
+#define NCO 200
+#endif
+#define PER_CO 50
+
+typedef struct {
+    int id;
+    int sum;
+    int bad;
+    int finished;
+    int wrong_thread;
+    pthread_t home;
+} CoJob;
+
+static int job_times(void *arg)
+{
+    __atomic_fetch_add(&jobs_ran, 1, __ATOMIC_RELAXED);
+    return 3 * (int)(intptr_t)arg;
+}
+
+static void coroutine_fn co_submitter(void *opaque)
+{
+    CoJob *j = opaque;
+
+    for (int i = 0; i < PER_CO; i++) {
+        int v = j->id * 1000 + i;
+        int ret = thread_pool_submit_co(job_times, (void *)(intptr_t)v);
+
+        if (ret != 3 * v) {
+            j->bad++;
+        }
+        if (!pthread_equal(pthread_self(), j->home)) {
+            j->wrong_thread++;
+        }
+        j->sum += ret;
+    }
+    j->finished = 1;
+}
+
+START_TEST(test_submit_co_many)
+{
+    AioContext *ctx = ctx_new_current();
+    CoJob *jobs = calloc(NCO, sizeof(*jobs));
+    int finished = 0;
+
+    jobs_ran = 0;
+    ctx_set_pool(ctx, 0, 4);
+    for (int i = 0; i < NCO; i++) {
+        jobs[i] = (CoJob){ .id = i, .home = pthread_self() };
+        qemu_coroutine_enter(qemu_coroutine_create(co_submitter, &jobs[i]));
+    }
+    /* Every coroutine is waiting for its first job. */
+    for (int i = 0; i < NCO; i++) {
+        ck_assert_int_eq(jobs[i].finished, 0);
+    }
+    while (finished < NCO) {
+        aio_poll(ctx, true);
+        finished = 0;
+        for (int i = 0; i < NCO; i++) {
+            finished += jobs[i].finished;
+        }
+    }
+    for (int i = 0; i < NCO; i++) {
+        int want = 0;
+
+        for (int k = 0; k < PER_CO; k++) {
+            want += 3 * (i * 1000 + k);
+        }
+        ck_assert_int_eq(jobs[i].bad, 0);
+        ck_assert_int_eq(jobs[i].wrong_thread, 0);
+        ck_assert_int_eq(jobs[i].sum, want);
+    }
+    ck_assert_int_eq(jobs_ran, NCO * PER_CO);
+    ck_assert(!aio_poll(ctx, false));
+    free(jobs);
+    aio_context_unref(ctx);
+}
+END_TEST
+
+typedef struct {
+    Gate *gate;
+    int ret;
+    int finished;
+} CoWait;
+
+static void coroutine_fn co_wait_gate(void *opaque)
+{
+    CoWait *w = opaque;
+
+    w->ret = thread_pool_submit_co(job_gate, w->gate);
+    w->finished = 1;
+}
+
+static void coroutine_fn co_wait_count(void *opaque)
+{
+    CoWait *w = opaque;
+
+    w->ret = thread_pool_submit_co(job_count, (void *)5);
+    w->finished = 1;
+}
+
+/* Coroutines waiting when the context dies resume with a result. */
+START_TEST(test_submit_co_destroy)
+{
+    AioContext *ctx = ctx_new_current();
+    Gate g = { .result = 11 };
+    CoWait running = { .gate = &g }, queued = { 0 };
+    pthread_t opener;
+
+    jobs_ran = 0;
+    ctx_set_pool(ctx, 0, 1);
+    qemu_coroutine_enter(qemu_coroutine_create(co_wait_gate, &running));
+    gate_wait_started(&g);
+    qemu_coroutine_enter(qemu_coroutine_create(co_wait_count, &queued));
+    ck_assert_int_eq(running.finished + queued.finished, 0);
+    pthread_create(&opener, NULL, gate_open_later, &g);
+    aio_context_unref(ctx);
+    pthread_join(opener, NULL);
+    ck_assert_int_eq(running.finished, 1);
+    ck_assert_int_eq(running.ret, 11);
+    ck_assert_int_eq(queued.finished, 1);
+    ck_assert_int_eq(queued.ret, -ECANCELED);
+    ck_assert_int_eq(jobs_ran, 1);
+}
+END_TEST
+
+static void coroutine_fn co_no_context(void *opaque)
+{
+    CoWait *w = opaque;
+
+    w->ret = thread_pool_submit_co(job_count, NULL);
+    w->finished = 1;
+}
+
+START_TEST(test_submit_co_no_context)
+{
+    CoWait w = { 0 };
+
+    jobs_ran = 0;
+    qemu_coroutine_enter(qemu_coroutine_create(co_no_context, &w));
+    ck_assert_int_eq(w.finished, 1);
+    ck_assert_int_eq(w.ret, -EINVAL);
+    ck_assert_int_eq(jobs_ran, 0);
+}
+END_TEST
+
 static Suite *thread_pool_suite(void)
 {
     Suite *s = suite_create("thread-pool");
@@ -767,6 +918,9 @@ static Suite *thread_pool_suite(void)
     tcase_add_test(tc, test_destroy_with_work_queued);
     tcase_add_test(tc, test_destroy_with_completions_pending);
     tcase_add_test(tc, test_pool_churn);
+    tcase_add_test(tc, test_submit_co_many);
+    tcase_add_test(tc, test_submit_co_destroy);
+    tcase_add_test(tc, test_submit_co_no_context);
     suite_add_tcase(s, tc);
     return s;
 }

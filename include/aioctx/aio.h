@@ -469,7 +469,9 @@ AIOCTX_API void aio_context_set_aio_params(AioContext *ctx, int64_t max_batch,
 /*
  * Bounds for the context's worker thread pool: min threads kept alive, at
  * most max running.  Fails when min < 0, max < 1 or min > max; defaults
- * are 0 and 64.  Any thread.
+ * are 0 and 64.  Applies at once to a pool that already runs: raising min
+ * starts threads, lowering max makes the surplus exit after their current
+ * job (see aioctx/thread-pool.h).  Any thread.
  */
 AIOCTX_API void aio_context_set_thread_pool_params(AioContext *ctx,
                                                    int64_t min, int64_t max,

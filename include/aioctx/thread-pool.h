@@ -66,6 +66,17 @@ AIOCTX_API BlockAIOCB *thread_pool_submit_aio(ThreadPoolFunc *func, void *arg,
                                               void *opaque);
 
 /*
+ * Run func(arg) in the current context's pool and wait for it, yielding
+ * the calling coroutine meanwhile; returns func's result, or -ECANCELED when
+ * the context was destroyed before a worker started it.  The coroutine
+ * resumes in the context's thread.  Returns -EINVAL at once when the
+ * calling thread has no current AioContext.  Coroutine only (aborts with a
+ * message otherwise).
+ */
+AIOCTX_API int coroutine_fn thread_pool_submit_co(ThreadPoolFunc *func,
+                                                  void *arg);
+
+/*
  * Ask for a request's cancellation.  If no worker has started it yet, its
  * function will never run and its callback gets -ECANCELED; otherwise it
  * completes normally.  Either way the callback runs exactly once, later,
@@ -78,8 +89,11 @@ AIOCTX_API void bdrv_aio_cancel_async(BlockAIOCB *acb);
  * Cancel like bdrv_aio_cancel_async() and wait until the callback has run,
  * running aio_poll() on the calling thread's current context meanwhile.
  * Call it from the thread of the context that completes the request (for a
- * thread-pool request: the context it was submitted from); aborts with a
- * message when the calling thread has no current context.
+ * thread-pool request: the context it was submitted from), before the
+ * callback has run, and without holding a reference of your own
+ * (qemu_aio_ref): it waits until its own temporary reference is the last
+ * one.  Aborts with a message when the calling thread has no current
+ * context.
  */
 AIOCTX_API void bdrv_aio_cancel(BlockAIOCB *acb);
 

@@ -105,7 +105,6 @@ typedef struct QEMUTimer {
     /* Fields used on every arm first, to share a cache line. */
     int64_t expire_time;       /* private: deadline in ns, -1 if idle */
     QEMUTimerList *timer_list; /* private: owning list */
-    uint64_t seq;              /* private: arming order, ties broken by it */
     uint32_t heap_index;       /* private: slot in the list's heap, 0 = none */
     int scale;                 /* private */
     QEMUTimerCB *cb;           /* private */

@@ -564,31 +564,43 @@ static void ratio(const char *variant, const char *a, const char *b)
 int main(int argc, char **argv)
 {
     int runs = bench_runs(3);
+    bool selected[NCASES];
     char name[160];
 
     bench_pin_self(0);
     for (int i = 0; i < NCASES; i++) {
         W7Case *c = &cases[i];
-        BenchSeries *s = &series[i];
 
-        bench_series_init(s, "W7", c->variant, c->peer, c->unit);
+        bench_series_init(&series[i], "W7", c->variant, c->peer, c->unit);
         snprintf(name, sizeof(name), "%s/%s", c->variant, c->peer);
-        if ((!c->lib && !RUN_OTHER_PEERS) || !bench_selected(argc, argv, name)) {
-            continue;
-        }
-        if (c->fn == lib_create) {
-            bench_series_note(s, "pooled %zu KiB stacks",
+        selected[i] = (c->lib || RUN_OTHER_PEERS) &&
+                      bench_selected(argc, argv, name);
+        if (selected[i] && c->fn == lib_create) {
+            bench_series_note(&series[i], "pooled %zu KiB stacks",
                               qemu_coroutine_get_stack_size() / 1024);
         }
-        for (int run = 0; run < runs; run++) {
+    }
+    /*
+     * Run 1 of every case, then run 2 of every case, ...: on a busy
+     * machine all cases then see the same stretches of noise.
+     */
+    for (int run = 0; run < runs; run++) {
+        for (int i = 0; i < NCASES; i++) {
             W7Run r = { 0 };
 
-            c->fn(&r);
-            bench_series_add(s, per_op(&r, c->ops),
+            if (!selected[i]) {
+                continue;
+            }
+            cases[i].fn(&r);
+            bench_series_add(&series[i], per_op(&r, cases[i].ops),
                              r.count == r.expected, "count %ld != %ld",
                              r.count, r.expected);
         }
-        bench_series_report(s);
+    }
+    for (int i = 0; i < NCASES; i++) {
+        if (selected[i]) {
+            bench_series_report(&series[i]);
+        }
     }
     ratio("pingpong", LIB_PEER, "asm-switch(floor)");
     ratio("pingpong", "makecontext+sigsetjmp", "asm-switch(floor)");

@@ -13,6 +13,11 @@
  * Each with at most 1 and 4 worker threads (-t1, -t4).  Check: completions
  * == N and job bodies executed == N.
  *
+ * Every measured run is preceded by an untimed warm-up pass of the same
+ * workload, for every peer, so that all of them run with a warm heap:
+ * otherwise the figures mostly measure page faults (a peer that frees a
+ * large block between runs makes glibc hand the heap back to the kernel).
+ *
  * Peers:
  *  libaioctx       thread_pool_submit_aio() on the loop thread's context,
  *                  a fresh context (and pool) per run, max threads 1 or 4;
@@ -379,6 +384,8 @@ static void run_libuv(Mode mode, int threads, long long n, RunResult *r)
         snprintf(size, sizeof(size), "%d", threads);
         setenv("UV_THREADPOOL_SIZE", size, 1);
         memset(r, 0, sizeof(*r));
+        run_libuv_here(mode, n, r); /* warm-up */
+        memset(r, 0, sizeof(*r));
         executed = 0;
         run_libuv_here(mode, n, r);
         r->executed = __atomic_load_n(&executed, __ATOMIC_RELAXED);
@@ -437,6 +444,10 @@ static void run_one(W8Peer *p)
     bool forked = p->fn != run_libaioctx && p->fn != run_raw;
     bool ok;
 
+    if (!forked) {
+        p->fn(p->mode, p->threads, N_JOBS, &r); /* warm-up */
+        memset(&r, 0, sizeof(r));
+    }
     executed = 0;
     p->fn(p->mode, p->threads, N_JOBS, &r);
     if (r.setup_failed) {

@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libaioctx: asynchronous file I/O.
+ *
+ * Reads, writes and flushes of regular files and block devices, completed
+ * from a context's aio_poll().  Every engine can do them; how depends on
+ * the engine the context was created with:
+ *
+ *   io_uring    on the engine's own ring, next to its fd polls: requests
+ *               are handed to the kernel in batches, once per loop
+ *               iteration, and their completions are reaped with the fds'
+ *               (at most 256 requests in the kernel per context; more wait
+ *               in the context until slots free up);
+ *   linux-aio   Linux native AIO (io_submit), completions signalled on an
+ *               eventfd and read from the completion ring in user space
+ *               (see aio_setup_linux_aio());
+ *   poll, epoll the context's worker thread pool (preadv, pwritev, fsync,
+ *               fdatasync in a worker; see aioctx/thread-pool.h).
+ *
+ * Whatever the engine:
+ *  - results are bytes transferred or -errno (0 for a flush); a request
+ *    the kernel transferred only partly is resubmitted for the rest, so a
+ *    result smaller than the request means end of file (a read at or past
+ *    the end returns what exists, 0 at the end) or an error after some
+ *    bytes were transferred (the bytes are returned, the error dropped);
+ *  - buffered and O_DIRECT descriptors both work.  O_DIRECT requests must
+ *    meet the device's alignment (offset, lengths and buffer addresses);
+ *    the kernel refuses misaligned ones with -EINVAL, which is what the
+ *    callback gets.  Linux AIO executes buffered requests synchronously
+ *    inside io_submit: correct, but not asynchronous;
+ *  - the completion callback runs in the context's home thread, from
+ *    aio_poll(), exactly once, and never from inside the submitting call;
+ *  - the iovec array and the buffers it points to belong to the request
+ *    until its callback has run (the kernel or a worker reads the array
+ *    after the submitting call has returned);
+ *  - destroying a context with requests outstanding waits for those the
+ *    kernel (or a worker) already has, completes the others with
+ *    -ECANCELED, and runs every callback in the destroying thread, inside
+ *    aio_context_unref(); such callbacks must not use the context.
+ */
+#ifndef AIOCTX_FILE_IO_H
+#define AIOCTX_FILE_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <aioctx/export.h>
+#include <aioctx/error.h>
+#include <aioctx/aio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ */
+/* QEMUIOVector: a growable iovec array with its total size            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Public fields: iov (the array), niov (entries in use), size (sum of
+ * their lengths).  nalloc is the array's capacity, or -1 when the array
+ * belongs to the caller (qemu_iovec_init_external()).  By value; not
+ * thread-safe (one owner at a time).
+ */
+typedef struct QEMUIOVector {
+    struct iovec *iov;
+    int niov;
+    int nalloc;
+    size_t size;
+} QEMUIOVector;
+
+/*
+ * Start an empty vector with room for alloc_hint entries (it grows as
+ * needed).  Aborts when out of memory.  Free it with qemu_iovec_destroy().
+ */
+AIOCTX_API void qemu_iovec_init(QEMUIOVector *qiov, int alloc_hint);
+
+/*
+ * Wrap the caller's array of niov entries without copying it; size is
+ * computed.  Such a vector cannot grow (qemu_iovec_add() and
+ * qemu_iovec_reset() abort) and qemu_iovec_destroy() leaves the array alone.
+ */
+AIOCTX_API void qemu_iovec_init_external(QEMUIOVector *qiov,
+                                         struct iovec *iov, int niov);
+
+/* Append one buffer of len bytes.  Aborts on an external vector or ENOMEM. */
+AIOCTX_API void qemu_iovec_add(QEMUIOVector *qiov, void *base, size_t len);
+
+/* Forget every entry (the array is kept).  Aborts on an external vector. */
+AIOCTX_API void qemu_iovec_reset(QEMUIOVector *qiov);
+
+/* Free the array if the vector owns it and zero the vector. */
+AIOCTX_API void qemu_iovec_destroy(QEMUIOVector *qiov);
+
+/* ------------------------------------------------------------------ */
+/* Request types of laio_co_submit() and luring_co_submit()            */
+/* ------------------------------------------------------------------ */
+
+#define QEMU_AIO_READ  0x0001
+#define QEMU_AIO_WRITE 0x0002
+#define QEMU_AIO_FLUSH 0x0008 /* fdatasync */
+
+/* ------------------------------------------------------------------ */
+/* Engine-neutral file I/O                                             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Read iovcnt buffers from fd at offset.  cb(opaque, ret) gets the bytes
+ * read or -errno (see the top of this file); cb may be NULL.
+ *
+ * Returns the request, valid until cb has returned (qemu_aio_ref() keeps it
+ * longer); cancel it with bdrv_aio_cancel_async() or bdrv_aio_cancel()
+ * (aioctx/thread-pool.h): a request the kernel or a worker has not started
+ * completes with -ECANCELED, one already started completes normally.
+ * Returns NULL, and cb never runs, when ctx is NULL, iovcnt is negative,
+ * iov is NULL with iovcnt > 0, or the lengths add up to more than INT_MAX.
+ * Thread: ctx's home thread.
+ */
+AIOCTX_API BlockAIOCB *aio_file_preadv(AioContext *ctx, int fd,
+                                       uint64_t offset,
+                                       const struct iovec *iov, int iovcnt,
+                                       BlockCompletionFunc *cb, void *opaque);
+
+/* Write iovcnt buffers to fd at offset; as aio_file_preadv(). */
+AIOCTX_API BlockAIOCB *aio_file_pwritev(AioContext *ctx, int fd,
+                                        uint64_t offset,
+                                        const struct iovec *iov, int iovcnt,
+                                        BlockCompletionFunc *cb,
+                                        void *opaque);
+
+/*
+ * Flush fd to stable storage: fsync, or fdatasync when datasync is true.
+ * cb gets 0 or -errno.  Returns NULL only for a NULL ctx; otherwise as
+ * aio_file_preadv().  Thread: ctx's home thread.
+ */
+AIOCTX_API BlockAIOCB *aio_file_fsync(AioContext *ctx, int fd, bool datasync,
+                                      BlockCompletionFunc *cb, void *opaque);
+
+/*
+ * Coroutine forms: submit to the calling thread's current context (see
+ * qemu_get_current_aio_context()), yield until the request completes and
+ * return its result: bytes transferred (0 for a flush) or -errno.  Return
+ * -EINVAL at once when there is no current context or the arguments are
+ * refused as above.  Coroutine only (abort with a message otherwise).
+ */
+AIOCTX_API ssize_t coroutine_fn aio_file_co_preadv(int fd, uint64_t offset,
+                                                   const struct iovec *iov,
+                                                   int iovcnt);
+AIOCTX_API ssize_t coroutine_fn aio_file_co_pwritev(int fd, uint64_t offset,
+                                                    const struct iovec *iov,
+                                                    int iovcnt);
+AIOCTX_API int coroutine_fn aio_file_co_fsync(int fd, bool datasync);
+
+/* ------------------------------------------------------------------ */
+/* QEMU's raw-aio entry points                                         */
+/* ------------------------------------------------------------------ */
+
+/* A context's Linux AIO state (opaque). */
+typedef struct LinuxAioState LinuxAioState;
+/* A context's io_uring block I/O state (opaque). */
+typedef struct LuringState LuringState;
+
+/*
+ * Give ctx a Linux AIO state, or return the one it has.  Works on every
+ * engine: it opens an eventfd, registers it on ctx as an event notifier
+ * and calls io_setup() for LAIO_MAX_EVENTS (256) requests, which is also
+ * the most it keeps in the kernel at once (more wait in a queue); each
+ * state takes 256 from the system-wide fs.aio-max-nr.  On the "linux-aio"
+ * engine the context has one from its creation.  Returns NULL with *errp
+ * set when the kernel refuses (for example "Linux AIO: Resource
+ * temporarily unavailable" once fs.aio-max-nr is used up).  The state lives
+ * as long as ctx.  Thread: ctx's home thread.
+ */
+AIOCTX_API LinuxAioState *aio_setup_linux_aio(AioContext *ctx, Error **errp);
+
+/* ctx's Linux AIO state, or NULL when it has none.  Any thread. */
+AIOCTX_API LinuxAioState *aio_get_linux_aio(AioContext *ctx);
+
+/*
+ * Give ctx an io_uring block I/O state, or return the one it has.  On the
+ * "io_uring" engine it uses the engine's ring; on any other engine it
+ * creates a ring of its own (128 entries) whose descriptor is watched by
+ * ctx.  Returns NULL with *errp set when io_uring cannot be used here
+ * ("io_uring: Operation not permitted" under a seccomp filter, say).  The
+ * state lives as long as ctx.  Thread: ctx's home thread.
+ */
+AIOCTX_API LuringState *aio_setup_linux_io_uring(AioContext *ctx,
+                                                 Error **errp);
+
+/* ctx's io_uring block I/O state, or NULL when it has none.  Any thread. */
+AIOCTX_API LuringState *aio_get_linux_io_uring(AioContext *ctx);
+
+/*
+ * QEMU's Linux AIO request on the current context's state (set it up
+ * first with aio_setup_linux_aio(); -ENXIO otherwise).  type is
+ * QEMU_AIO_READ, QEMU_AIO_WRITE or QEMU_AIO_FLUSH (an fdatasync; offset
+ * and qiov are then ignored).  dev_max_batch, when not 0, further limits
+ * how many requests go to the kernel in one io_submit() (see
+ * aio_context_set_aio_params(); the default batch is 32).  Returns QEMU's
+ * way: 0 when everything was transferred, -errno on error; a read that
+ * reaches the end of the file fills the rest of qiov with zeroes and
+ * returns 0; a write the kernel will not finish returns -ENOSPC.
+ * Coroutine only.
+ */
+AIOCTX_API int coroutine_fn laio_co_submit(int fd, uint64_t offset,
+                                           QEMUIOVector *qiov, int type,
+                                           uint64_t dev_max_batch);
+
+/*
+ * QEMU's io_uring request on the current context's state (set it up first
+ * with aio_setup_linux_io_uring(); -ENXIO otherwise).  bs is not used.
+ * Types and results as laio_co_submit().  Coroutine only.
+ */
+AIOCTX_API int coroutine_fn luring_co_submit(BlockDriverState *bs, int fd,
+                                             uint64_t offset,
+                                             QEMUIOVector *qiov, int type);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AIOCTX_FILE_IO_H */
