@@ -15,5 +15,6 @@
 #include <aioctx/coroutine.h>
 #include <aioctx/thread-pool.h>
 #include <aioctx/iothread.h>
+#include <aioctx/file-io.h>
 
 #endif /* AIOCTX_H */

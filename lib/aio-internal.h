@@ -114,6 +114,8 @@ struct AioContext {
     int thread_pool_min;
     int thread_pool_max;
     struct ThreadPool *thread_pool; /* atomic; created on first use */
+    /* File I/O front end (file-io.c); atomic, created on first use. */
+    struct AioFileState *file_state;
 
     /* The loop driver (loop.c). */
     bool run_stop;              /* atomic: aio_context_stop() pending */
@@ -163,6 +165,19 @@ bool aio_timers_run(QEMUTimerListGroup *tlg);
 void aio_thread_pool_destroy_ctx(AioContext *ctx);
 /* Apply ctx->thread_pool_min/max to a live pool (no-op without one). */
 void aio_thread_pool_update_params(AioContext *ctx);
+/*
+ * thread_pool_submit_aio() on ctx's pool rather than the calling thread's
+ * current context's; any thread.  The callback runs in ctx's thread.
+ */
+BlockAIOCB *aio_thread_pool_submit(AioContext *ctx, int (*func)(void *),
+                                   void *arg, BlockCompletionFunc *cb,
+                                   void *opaque);
+
+/*
+ * file-io.c: second destruction step, right after the pool's: complete
+ * the outstanding file I/O (see aioctx/file-io.h) and free its state.
+ */
+void aio_file_destroy_ctx(AioContext *ctx);
 
 /* loop.c: close the signalfd and free the signal table (destruction). */
 void aio_loop_destroy_ctx(AioContext *ctx);

@@ -203,6 +203,7 @@ static void ctx_destroy(AioContext *ctx)
 {
     /* First, while BHs and handlers still exist: see thread-pool.h. */
     aio_thread_pool_destroy_ctx(ctx);
+    aio_file_destroy_ctx(ctx); /* after the pool: see file-io.h */
     aio_co_destroy_ctx(ctx);
     aio_loop_destroy_ctx(ctx);
     aio_handlers_destroy_ctx(ctx);

@@ -5,10 +5,12 @@
  * coroutine-switch-<arch>.S files) or coroutine-ucontext.c.
  *
  * Per-thread state (current coroutine, the thread's "leader" that stands
- * for code outside any coroutine, the local pool) is reached only through
+ * for code outside any coroutine, the local pool) is reached through
  * co_thread(), a non-inlinable accessor: a coroutine may yield in one
  * thread and resume in another, so no thread-local address may be kept in
- * a register or stack slot across a switch.
+ * a register or stack slot across a switch.  co_thread_here() reads it in
+ * line, only in functions where no switch follows the read, or where the
+ * caller cannot change thread (the enter path).
  */
 #include <errno.h>
 #include <pthread.h>

@@ -20,24 +20,13 @@
 #include <unistd.h>
 
 #include "aio-internal.h"
+#include "engine-epoll.h"
+#include "file-io-internal.h"
 
 #define EPOLL_EVENTS_MIN 128
 #define EPOLL_EVENTS_MAX 4096
 
-typedef struct EpollEngine {
-    int epfd;
-    bool have_pwait2;
-    int always_ready; /* handlers epoll refused */
-    int always_fd;    /* readable eventfd, in the set while always_ready */
-    struct epoll_event *events;
-    int nevents;
-} EpollEngine;
-
-typedef struct EpollHandler {
-    bool always_ready;
-} EpollHandler;
-
-static int epoll_probe(void)
+int epoll_engine_probe(void)
 {
     int fd = epoll_create1(EPOLL_CLOEXEC);
 
@@ -48,7 +37,7 @@ static int epoll_probe(void)
     return 0;
 }
 
-static int epoll_engine_init(AioContext *ctx, Error **errp)
+int epoll_engine_init(AioContext *ctx, Error **errp)
 {
     EpollEngine *ee = aio_engine_priv(ctx);
     struct timespec zero = { 0, 0 };
@@ -75,7 +64,7 @@ static int epoll_engine_init(AioContext *ctx, Error **errp)
     return 0;
 }
 
-static void epoll_engine_destroy(AioContext *ctx)
+void epoll_engine_destroy(AioContext *ctx)
 {
     EpollEngine *ee = aio_engine_priv(ctx);
 
@@ -137,7 +126,7 @@ static void epoll_watch(EpollEngine *ee, AioHandler *new_node, bool had_old)
     }
 }
 
-static void epoll_update(AioContext *ctx, AioHandler *old_node,
+void epoll_engine_update(AioContext *ctx, AioHandler *old_node,
                          AioHandler *new_node)
 {
     EpollEngine *ee = aio_engine_priv(ctx);
@@ -212,8 +201,8 @@ static void epoll_grow_events(EpollEngine *ee)
     }
 }
 
-static int epoll_engine_wait(AioContext *ctx, AioReadyList *ready,
-                             int64_t timeout_ns)
+int epoll_engine_wait(AioContext *ctx, AioReadyList *ready,
+                      int64_t timeout_ns)
 {
     EpollEngine *ee = aio_engine_priv(ctx);
     AlwaysReadyWalk walk = { .ready = ready, .found = 0 };
@@ -255,12 +244,12 @@ static int epoll_engine_wait(AioContext *ctx, AioReadyList *ready,
     return n < 0 ? n : n + walk.found;
 }
 
-static bool epoll_need_wait(AioContext *ctx)
+bool epoll_engine_need_wait(AioContext *ctx)
 {
     return aio_poll_disabled(ctx);
 }
 
-static int epoll_pollfd(AioContext *ctx)
+int epoll_engine_pollfd(AioContext *ctx)
 {
     EpollEngine *ee = aio_engine_priv(ctx);
 
@@ -272,11 +261,13 @@ const AioEngineOps aio_engine_epoll = {
     .name = "epoll",
     .ctx_priv_size = sizeof(EpollEngine),
     .handler_priv_size = sizeof(EpollHandler),
-    .probe = epoll_probe,
+    .probe = epoll_engine_probe,
     .init = epoll_engine_init,
     .destroy = epoll_engine_destroy,
-    .update = epoll_update,
+    .update = epoll_engine_update,
     .wait = epoll_engine_wait,
-    .need_wait = epoll_need_wait,
-    .pollfd = epoll_pollfd,
+    .need_wait = epoll_engine_need_wait,
+    .pollfd = epoll_engine_pollfd,
+    .file_submit = aio_file_pool_submit,
+    .file_cancel = aio_file_pool_cancel,
 };

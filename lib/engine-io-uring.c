@@ -36,6 +36,11 @@
  * home thread's next wait (or aio_prepare) submits the cancellation; the
  * aio_notify() that follows every handler change makes that prompt when the
  * home thread is sleeping.
+ *
+ * File I/O runs on the same ring (see "file I/O" below): its requests use
+ * a third kind of user_data, are prepared when submitted and handed to the
+ * kernel with the fd changes by the next wait(), and their completions,
+ * reaped with the polls', are reported from file_dispatch.
  */
 #include <errno.h>
 #include <liburing.h>
@@ -45,6 +50,7 @@
 #include <string.h>
 
 #include "aio-internal.h"
+#include "file-io-internal.h"
 
 #define URING_SQ_ENTRIES 256
 #define URING_PROBE_ENTRIES 2
@@ -53,6 +59,29 @@
 #define URING_DATA_INTERNAL UINT64_MAX
 /* CQ passes per wait when the overflow backlog keeps refilling it. */
 #define URING_REAP_ROUNDS 16
+/* The fd field of file I/O requests (no descriptor has it). */
+#define URING_TAG_FILE 0xfffffffeu
+/* File requests in the kernel at once, per context (half the CQ). */
+#define URING_FILE_SLOTS 256
+
+/* Where a file request is (AioFileReq.u.uring.where). */
+enum {
+    URING_FILE_WAITING = 1, /* on the wait list: no slot or entry yet */
+    URING_FILE_IN_RING,     /* has a slot: prepared or with the kernel */
+    URING_FILE_DONE,        /* on the done list, for file_dispatch */
+};
+
+typedef struct UringFile {
+    AioFileReq *slot[URING_FILE_SLOTS];
+    uint16_t gen[URING_FILE_SLOTS];
+    uint16_t free_slots[URING_FILE_SLOTS];
+    int nfree;
+    AioFileReq *wait_head; /* FIFO */
+    AioFileReq **wait_tail;
+    AioFileReq *done_head; /* FIFO */
+    AioFileReq **done_tail;
+    int ndone;
+} UringFile;
 
 typedef struct UringSlot {
     AioHandler *node; /* handler at the last refresh (may be stale later) */
@@ -82,6 +111,8 @@ typedef struct UringEngine {
     int dirty_list_cap;
     int ndirty;
     bool resync; /* refresh every fd (out of memory, dropped completions) */
+
+    UringFile file; /* home thread only */
 } UringEngine;
 
 static uint64_t uring_tag(int fd, uint32_t gen)
@@ -111,6 +142,16 @@ static void *array_grow(void *array, int *cap, int need, size_t size)
 }
 
 /* ---- probe, init, destroy ---- */
+
+static void uring_file_init(UringFile *uf)
+{
+    for (int i = 0; i < URING_FILE_SLOTS; i++) {
+        uf->free_slots[i] = (uint16_t)(URING_FILE_SLOTS - 1 - i);
+    }
+    uf->nfree = URING_FILE_SLOTS;
+    uf->wait_tail = &uf->wait_head;
+    uf->done_tail = &uf->done_head;
+}
 
 static int uring_probe(void)
 {
@@ -142,6 +183,7 @@ static int uring_init(AioContext *ctx, Error **errp)
         return ret;
     }
     ue->overflow_seen = aio_load(ue->ring.cq.koverflow);
+    uring_file_init(&ue->file);
     return 0;
 }
 
@@ -371,9 +413,185 @@ static void uring_prepare(UringEngine *ue)
     list_shift(ue->arms, &ue->narm, i, sizeof(*ue->arms));
 }
 
+/* ---- file I/O ---- */
+
+/*
+ * A file request's user_data is (tag << 32 | URING_TAG_FILE), tag being its
+ * slot's generation << 16 | the slot's index: a completion finds its
+ * request at once, and a cancellation aimed at a request that has finished
+ * cannot hit the slot's next user.  At most URING_FILE_SLOTS requests hold
+ * slots (prepared, or with the kernel); more wait in a FIFO and get slots
+ * as completions free them.  So file completions alone never fill the CQ
+ * (512 entries); with poll completions on top, the kernel keeps the excess
+ * in its overflow backlog (IORING_FEAT_NODROP), which uring_reap() flushes.
+ *
+ * Submission is batched: a request's entry is filled at once and handed to
+ * the kernel by the next io_uring_enter, the one wait() makes anyway (to
+ * sleep, or with a zero timeout), together with the fd changes.
+ */
+
+/* Give req a slot and a prepared entry; false when out of either. */
+static bool uring_file_start(UringEngine *ue, AioFileReq *req)
+{
+    UringFile *uf = &ue->file;
+    struct io_uring_sqe *sqe;
+    unsigned idx;
+
+    if (!uf->nfree) {
+        return false;
+    }
+    sqe = uring_get_sqe(ue);
+    if (!sqe) {
+        return false;
+    }
+    idx = uf->free_slots[--uf->nfree];
+    uf->slot[idx] = req;
+    req->u.uring.tag = (uint32_t)uf->gen[idx] << 16 | idx;
+    req->u.uring.where = URING_FILE_IN_RING;
+    aio_file_uring_prep(sqe, req);
+    io_uring_sqe_set_data64(sqe, (uint64_t)req->u.uring.tag << 32 |
+                                     URING_TAG_FILE);
+    return true;
+}
+
+static void uring_file_start_waiting(UringEngine *ue)
+{
+    UringFile *uf = &ue->file;
+    AioFileReq *req;
+
+    while ((req = uf->wait_head) && uring_file_start(ue, req)) {
+        uf->wait_head = req->next;
+        if (!uf->wait_head) {
+            uf->wait_tail = &uf->wait_head;
+        }
+    }
+}
+
+static int uring_file_submit(AioContext *ctx, AioFileReq *req)
+{
+    UringEngine *ue = aio_engine_priv(ctx);
+    UringFile *uf = &ue->file;
+
+    if (uf->wait_head || !uring_file_start(ue, req)) {
+        req->next = NULL;
+        req->u.uring.where = URING_FILE_WAITING;
+        *uf->wait_tail = req;
+        uf->wait_tail = &req->next;
+    }
+    return 0;
+}
+
+static void uring_file_cancel(AioContext *ctx, AioFileReq *req)
+{
+    UringEngine *ue = aio_engine_priv(ctx);
+    UringFile *uf = &ue->file;
+    struct io_uring_sqe *sqe;
+    AioFileReq **p;
+
+    switch (req->u.uring.where) {
+    case URING_FILE_WAITING:
+        for (p = &uf->wait_head; *p != req; p = &(*p)->next) {
+            continue;
+        }
+        *p = req->next;
+        if (!*p) {
+            uf->wait_tail = p;
+        }
+        req->u.uring.where = 0;
+        aio_file_req_done(req, -ECANCELED);
+        break;
+    case URING_FILE_IN_RING:
+        sqe = uring_get_sqe(ue);
+        if (!sqe) {
+            break; /* best effort: it completes normally */
+        }
+        io_uring_prep_cancel64(sqe, (uint64_t)req->u.uring.tag << 32 |
+                                        URING_TAG_FILE, 0);
+        io_uring_sqe_set_data64(sqe, URING_DATA_INTERNAL);
+        break;
+    default:
+        break; /* already done: file_dispatch reports it */
+    }
+}
+
+/* A file request's CQE; returns 1 when it completed a request. */
+static int uring_file_complete(UringEngine *ue, uint32_t tag, int res)
+{
+    UringFile *uf = &ue->file;
+    unsigned idx = tag & 0xffff;
+    AioFileReq *req;
+
+    if (idx >= URING_FILE_SLOTS) {
+        return 0;
+    }
+    req = uf->slot[idx];
+    if (!req || req->u.uring.tag != tag) {
+        return 0;
+    }
+    uf->slot[idx] = NULL;
+    uf->gen[idx]++;
+    uf->free_slots[uf->nfree++] = (uint16_t)idx;
+    req->u.uring.res = res;
+    req->u.uring.where = URING_FILE_DONE;
+    req->next = NULL;
+    *uf->done_tail = req;
+    uf->done_tail = &req->next;
+    uf->ndone++;
+    return 1;
+}
+
+/*
+ * Whether file I/O needs wait(): completions to report, entries to hand
+ * over, or a file completion in the CQ (looked for without consuming, so
+ * busy-polling stops for it but not for poll completions, see
+ * uring_need_wait()).
+ */
+static bool uring_file_need_wait(UringEngine *ue)
+{
+    UringFile *uf = &ue->file;
+    struct io_uring_cqe *cqe;
+    unsigned head;
+
+    if (uf->ndone || io_uring_sq_ready(&ue->ring) ||
+        (uf->wait_head && uf->nfree)) {
+        return true;
+    }
+    if (uf->nfree == URING_FILE_SLOTS) {
+        return false; /* nothing in flight */
+    }
+    io_uring_for_each_cqe(&ue->ring, head, cqe) {
+        if ((uint32_t)io_uring_cqe_get_data64(cqe) == URING_TAG_FILE) {
+            return true;
+        }
+    }
+    return io_uring_cq_has_overflow(&ue->ring);
+}
+
+static bool uring_file_dispatch(AioContext *ctx)
+{
+    UringEngine *ue = aio_engine_priv(ctx);
+    UringFile *uf = &ue->file;
+    AioFileReq *req;
+    bool progress = false;
+
+    /* One at a time: a callback may nest aio_poll(), which goes on here. */
+    while ((req = uf->done_head)) {
+        uf->done_head = req->next;
+        if (!uf->done_head) {
+            uf->done_tail = &uf->done_head;
+        }
+        uf->ndone--;
+        req->u.uring.where = 0;
+        aio_file_req_done(req, req->u.uring.res);
+        progress = true;
+    }
+    return progress;
+}
+
 /* ---- completion ---- */
 
-/* Handle one CQE; returns 1 if a handler became ready. */
+/* Handle one CQE; returns 1 if a handler became ready or a file request
+ * completed. */
 static int uring_complete(UringEngine *ue, AioReadyList *ready,
                           const struct io_uring_cqe *cqe)
 {
@@ -382,6 +600,9 @@ static int uring_complete(UringEngine *ue, AioReadyList *ready,
     UringSlot *slot;
     unsigned runs;
 
+    if (fd == URING_TAG_FILE) {
+        return uring_file_complete(ue, (uint32_t)(data >> 32), cqe->res);
+    }
     if (fd == URING_TAG_INTERNAL || fd >= (uint32_t)ue->nslots) {
         return 0;
     }
@@ -431,6 +652,11 @@ static int uring_reap(UringEngine *ue, AioReadyList *ready)
     if (dropped != ue->overflow_seen) {
         ue->overflow_seen = dropped;
         aio_store(&ue->resync, true); /* completions were lost */
+        if (ue->file.nfree < URING_FILE_SLOTS) {
+            fprintf(stderr, "libaioctx: io_uring dropped completions (the "
+                            "kernel could not queue them); file requests "
+                            "in flight may never complete\n");
+        }
     }
     return found;
 }
@@ -464,12 +690,19 @@ static int uring_wait(AioContext *ctx, AioReadyList *ready,
                       int64_t timeout_ns)
 {
     UringEngine *ue = aio_engine_priv(ctx);
-    int64_t deadline = timeout_ns > 0 ? aio_now_ns() + timeout_ns : 0;
-    int64_t left = timeout_ns;
+    /* File completions not reported yet: do not sleep, count them. */
+    int pending = ue->file.ndone;
+    int64_t deadline, left;
     int found = 0, ret;
 
+    if (pending) {
+        timeout_ns = 0;
+    }
+    deadline = timeout_ns > 0 ? aio_now_ns() + timeout_ns : 0;
+    left = timeout_ns;
     for (;;) {
         uring_drain_dirty(ctx, ue); /* also a resync the last reap asked */
+        uring_file_start_waiting(ue);
         uring_prepare(ue);
         ret = uring_enter(ue, left);
         found += uring_reap(ue, ready);
@@ -487,10 +720,36 @@ static int uring_wait(AioContext *ctx, AioReadyList *ready,
             }
         }
     }
-    if (!found && !uring_transient(ret)) {
+    if (!found && !pending && !uring_transient(ret)) {
         return ret;
     }
-    return found;
+    return found + pending;
+}
+
+/* Context destruction: see file_drain in engine.h. */
+static void uring_file_drain(AioContext *ctx)
+{
+    UringEngine *ue = aio_engine_priv(ctx);
+    UringFile *uf = &ue->file;
+    AioReadyList ready = { NULL };
+    AioFileReq *req;
+
+    while ((req = uf->wait_head)) {
+        uf->wait_head = req->next;
+        req->u.uring.where = 0;
+        aio_file_req_done(req, -ECANCELED);
+    }
+    uf->wait_tail = &uf->wait_head;
+    lockcnt_inc(&ctx->list_lock);
+    uring_file_dispatch(ctx);
+    while (uf->nfree < URING_FILE_SLOTS) {
+        if (uring_wait(ctx, &ready, -1) < 0) {
+            break;
+        }
+        aio_ready_list_clear(&ready); /* fds no longer matter */
+        uring_file_dispatch(ctx);
+    }
+    lockcnt_dec(&ctx->list_lock);
 }
 
 /*
@@ -501,10 +760,14 @@ static int uring_wait(AioContext *ctx, AioReadyList *ready,
  * first CQE instead, as QEMU's fdmon-io_uring does, would let the fd win
  * over io_poll for work both can see, and keep busy-polling going while a
  * handler without io_poll is registered, which is documented to disable it.
+ * File I/O is different: no io_poll sees it, so a file completion in the
+ * CQ (or an entry still to hand over) does stop busy-polling.
  */
 static bool uring_need_wait(AioContext *ctx)
 {
-    return aio_poll_disabled(ctx);
+    UringEngine *ue = aio_engine_priv(ctx);
+
+    return aio_poll_disabled(ctx) || uring_file_need_wait(ue);
 }
 
 static int uring_pollfd(AioContext *ctx)
@@ -519,6 +782,7 @@ static void uring_flush(AioContext *ctx)
     UringEngine *ue = aio_engine_priv(ctx);
 
     uring_drain_dirty(ctx, ue);
+    uring_file_start_waiting(ue);
     uring_prepare(ue);
     io_uring_submit(&ue->ring);
 }
@@ -536,4 +800,8 @@ const AioEngineOps aio_engine_io_uring = {
     .need_wait = uring_need_wait,
     .pollfd = uring_pollfd,
     .flush = uring_flush,
+    .file_submit = uring_file_submit,
+    .file_cancel = uring_file_cancel,
+    .file_dispatch = uring_file_dispatch,
+    .file_drain = uring_file_drain,
 };

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "aio-internal.h"
+#include "file-io-internal.h"
 
 typedef struct PollEngine {
     struct pollfd *fds;
@@ -260,4 +261,6 @@ const AioEngineOps aio_engine_poll = {
     .wait = poll_wait,
     .need_wait = poll_need_wait,
     .pollfd = poll_pollfd,
+    .file_submit = aio_file_pool_submit,
+    .file_cancel = aio_file_pool_cancel,
 };

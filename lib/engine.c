@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The table of compiled-in engines, best first.  "auto" takes the first
- * one whose probe and init succeed.
+ * The tables of compiled-in engines.  "auto" takes the first engine of
+ * aio_engines whose probe and init succeed; every engine can be asked for
+ * by name.
  */
 #include <pthread.h>
 #include <string.h>
@@ -15,11 +16,20 @@ const AioEngineOps *const aio_engines[] = {
     NULL,
 };
 
+/* Every engine, in the order messages list them. */
+static const AioEngineOps *const all_engines[] = {
+    &aio_engine_io_uring,
+    &aio_engine_linux_aio,
+    &aio_engine_epoll,
+    &aio_engine_poll,
+    NULL,
+};
+
 const AioEngineOps *aio_engine_find(const char *name)
 {
-    for (int i = 0; name && aio_engines[i]; i++) {
-        if (strcmp(aio_engines[i]->name, name) == 0) {
-            return aio_engines[i];
+    for (int i = 0; name && all_engines[i]; i++) {
+        if (strcmp(all_engines[i]->name, name) == 0) {
+            return all_engines[i];
         }
     }
     return NULL;
@@ -29,11 +39,11 @@ static char engine_names[128];
 
 static void engine_names_build(void)
 {
-    for (int i = 0; aio_engines[i]; i++) {
+    for (int i = 0; all_engines[i]; i++) {
         if (i) {
             strcat(engine_names, ", ");
         }
-        strcat(engine_names, aio_engines[i]->name);
+        strcat(engine_names, all_engines[i]->name);
     }
 }
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The engine vtable: how an AioContext waits for file descriptors (and, in
- * later versions, submits file I/O).
+ * The engine vtable: how an AioContext waits for file descriptors and how
+ * it submits file I/O.
  *
  * One engine is one lib/engine-<name>.c file defining a single
  * "const AioEngineOps"; lib/engine.c lists them in preference order.  The
@@ -29,6 +29,7 @@
 
 typedef struct AioHandler AioHandler;
 typedef struct AioReadyList AioReadyList;
+typedef struct AioFileReq AioFileReq;
 
 #define AIO_ENGINE_OPS_VERSION 1
 
@@ -69,7 +70,10 @@ typedef struct AioEngineOps {
     /*
      * Wait up to timeout_ns (-1 forever, 0 not at all) for watched fds and
      * add the ready ones to ready with aio_ready_list_add().  Returns the
-     * number added, or -errno (EINTR is not an error: return 0).
+     * number added (plus the file I/O completions waiting for
+     * file_dispatch, for engines that have it), or -errno (EINTR is not an
+     * error: return 0).  A file I/O completion ends the wait like a ready
+     * fd does.
      */
     int (*wait)(AioContext *ctx, AioReadyList *ready, int64_t timeout_ns);
 
@@ -92,6 +96,47 @@ typedef struct AioEngineOps {
      * loop sleeps on pollfd().  Home thread.  May be NULL.
      */
     void (*flush)(AioContext *ctx);
+
+    /*
+     * ---- File I/O (aio_file_*, lib/file-io-internal.h) ----
+     * The front end (file-io.c) validates requests, resubmits short
+     * transfers and runs callbacks; these slots only move one part of a
+     * request (req->type, fd, iov, iovcnt, offset, datasync) to the kernel
+     * and report its result with aio_file_req_done().  All run in the home
+     * thread.  An engine may keep its own state per request in req->u.
+     *
+     * Start req.  Must not report req done before returning (a request it
+     * cannot start now waits in the engine until it can).  Returns 0, or
+     * -errno when req can never start (the front end completes it).
+     */
+    int (*file_submit)(AioContext *ctx, AioFileReq *req);
+
+    /*
+     * Ask for the cancellation of req, which file_submit() accepted and
+     * which was not reported done yet.  Best effort: req is still reported
+     * done, with -ECANCELED if the cancellation won.  May report it done
+     * before returning.  May be NULL (requests then always run).
+     */
+    void (*file_cancel)(AioContext *ctx, AioFileReq *req);
+
+    /*
+     * Report the completions wait() collected (aio_file_req_done(), which
+     * runs callbacks that may nest aio_poll()).  aio_poll() calls it after
+     * dispatching fd handlers, with the list lock's visitor count held;
+     * returns true if it reported anything.  wait() counts completions
+     * waiting here in its return value, and need_wait() is true while there
+     * are any (or while submissions wait to be handed over).  NULL for
+     * engines whose completions arrive through a handler or bottom half.
+     */
+    bool (*file_dispatch)(AioContext *ctx);
+
+    /*
+     * Context destruction (before handlers go; the front end accepts no new
+     * request): report every request the engine holds, those the kernel
+     * has not received with -ECANCELED, the others with their result once
+     * the kernel is done with them.  May be NULL if file_dispatch is.
+     */
+    void (*file_drain)(AioContext *ctx);
 } AioEngineOps;
 
 /* Engine lookup (engine.c). */
@@ -100,12 +145,18 @@ typedef struct AioEngineOps {
 const AioEngineOps *aio_engine_find(const char *name);
 /* Comma-separated list of every compiled-in engine, for messages. */
 const char *aio_engine_names(void);
-/* The compiled-in engines, best first, NULL-terminated. */
+/*
+ * The engines "auto" tries, best first, NULL-terminated.  linux-aio is not
+ * among them (it is only taken by name): it waits on fds exactly as epoll
+ * does, and Linux AIO only helps O_DIRECT files, executing buffered I/O
+ * synchronously inside io_submit().
+ */
 extern const AioEngineOps *const aio_engines[];
 
 extern const AioEngineOps aio_engine_poll;
 extern const AioEngineOps aio_engine_epoll;
 extern const AioEngineOps aio_engine_io_uring;
+extern const AioEngineOps aio_engine_linux_aio;
 
 /* Services the core offers engines (context.c / handlers.c). */
 

@@ -169,6 +169,9 @@ static bool poll_once(AioContext *ctx, bool blocking, bool force_wait)
     if (ready.head) {
         progress |= aio_dispatch_ready(ctx, &ready);
     }
+    if (ctx->engine->file_dispatch) {
+        progress |= ctx->engine->file_dispatch(ctx); /* file I/O completions */
+    }
     aio_free_deleted_handlers(ctx);
     lockcnt_dec(&ctx->list_lock);
 

@@ -23,8 +23,8 @@
  * workers serve that queue before the inbox.
  *
  * Waking workers.  A worker that finds nothing to do first spins for a
- * short while (one worker at a time), looking at the inbox rarely, then
- * sleeps on work_cond.  Before it sleeps it counts itself in idle_threads
+ * short, adaptive while (one worker at a time), looking at the inbox
+ * rarely, then sleeps on work_cond.  Before it sleeps it counts itself in idle_threads
  * and looks at the inbox again; submission pushes and then reads
  * idle_threads.  Both sides use sequentially consistent operations, so at
  * least one sees the other: the worker does not sleep, or the submitter
@@ -46,10 +46,15 @@
 #include "aioctx/coroutine.h"
 #include "aioctx/thread-pool.h"
 
-/* How long a worker spins on an empty queue before it sleeps. */
+/*
+ * How long a worker spins on an empty queue before it sleeps (documented
+ * in thread-pool.h; a build may override it).
+ */
 #ifndef WORKER_SPIN_NS
 #define WORKER_SPIN_NS (10 * 1000)
 #endif
+/* The shortest spin worth doing; below it, workers do not spin. */
+#define SPIN_MIN_NS 1000
 /* pause instructions between two looks at the inbox while spinning */
 #define SPIN_PAUSES 32
 
@@ -111,8 +116,9 @@ struct ThreadPool {
     ThreadPoolElement *head; /* the queue */
     ThreadPoolElement **tailp;
     int wakeups;  /* atomic; under lock; signals sent, not yet consumed */
-    int spinning; /* under lock; 0 or 1 */
+    int spinning; /* atomic; written under lock; 0 or 1 */
     int min_threads;
+    int64_t spin_ns; /* current spin limit, adaptive */
     int64_t idle_timeout_ns;
     Worker *exited; /* workers that returned and wait to be joined */
     pthread_cond_t work_cond;    /* workers wait here for requests */
@@ -357,7 +363,10 @@ static void deliver_one(ThreadPoolElement *e)
     if (e->common.cb) {
         e->common.cb(e->common.opaque, e->ret);
     }
-    qemu_aio_unref(e);
+    /* The submitter's reference (qemu_aio_unref, without the detour). */
+    if (__atomic_sub_fetch(&e->common.refcnt, 1, __ATOMIC_ACQ_REL) == 0) {
+        free(e);
+    }
 }
 
 /*
@@ -420,15 +429,18 @@ static void reap_exited(ThreadPool *pool)
 }
 
 /*
- * Spin briefly, without the lock, until the inbox has something; lock held
- * on entry and exit.  Returns true when work arrived.
+ * Spin for up to pool->spin_ns, without the lock, until the inbox has
+ * something; lock held on entry and exit.  Returns true when work arrived.
+ * The spin time adapts: a spin that finds nothing halves it (down to no
+ * spinning at all); a sleep that ends sooner than WORKER_SPIN_NS doubles
+ * it (see worker_wait), since spinning would have caught that work.
  */
 static bool worker_spin(ThreadPool *pool)
 {
-    int64_t start;
+    int64_t start, limit = pool->spin_ns;
     bool found = false;
 
-    if (aio_load(&pool->spinning)) {
+    if (!limit || aio_load(&pool->spinning)) {
         return false;
     }
     aio_store(&pool->spinning, 1);
@@ -438,16 +450,26 @@ static bool worker_spin(ThreadPool *pool)
         /*
          * Look rarely: every look steals the inbox's cache line from the
          * submitter, and letting requests pile up a little means the next
-         * drain takes many at once.
+         * requests are taken while still warm, several in a row.
          */
         for (int i = 0; i < SPIN_PAUSES; i++) {
             cpu_relax();
         }
         found = fifo_maybe_nonempty(&pool->inbox);
-    } while (!found && aio_now_ns() - start < WORKER_SPIN_NS);
+    } while (!found && aio_now_ns() - start < limit);
     pthread_mutex_lock(&pool->lock);
     aio_store(&pool->spinning, 0);
+    if (!found) {
+        pool->spin_ns = limit / 2 < SPIN_MIN_NS ? 0 : limit / 2;
+    }
     return has_work(pool);
+}
+
+static void spin_grow(ThreadPool *pool)
+{
+    int64_t ns = pool->spin_ns ? pool->spin_ns * 2 : SPIN_MIN_NS;
+
+    pool->spin_ns = ns > WORKER_SPIN_NS ? WORKER_SPIN_NS : ns;
 }
 
 /*
@@ -458,7 +480,7 @@ static bool worker_spin(ThreadPool *pool)
 static bool worker_wait(ThreadPool *pool)
 {
     struct timespec deadline;
-    int64_t ns;
+    int64_t start, ns;
     int ret;
 
     if (worker_spin(pool) || pool->stopping ||
@@ -471,7 +493,8 @@ static bool worker_wait(ThreadPool *pool)
         __atomic_fetch_sub(&pool->idle_threads, 1, __ATOMIC_RELAXED);
         return true;
     }
-    ns = aio_now_ns() + pool->idle_timeout_ns;
+    start = aio_now_ns();
+    ns = start + pool->idle_timeout_ns;
     deadline.tv_sec = ns / 1000000000LL;
     deadline.tv_nsec = ns % 1000000000LL;
     ret = pthread_cond_timedwait(&pool->work_cond, &pool->lock, &deadline);
@@ -479,6 +502,9 @@ static bool worker_wait(ThreadPool *pool)
         aio_store(&pool->wakeups, pool->wakeups - 1);
     } else {
         __atomic_fetch_sub(&pool->idle_threads, 1, __ATOMIC_RELAXED);
+    }
+    if (aio_now_ns() - start < WORKER_SPIN_NS) {
+        spin_grow(pool);
     }
     return !(ret == ETIMEDOUT && !has_work(pool) &&
              pool->cur_threads > pool->min_threads);
@@ -597,6 +623,7 @@ static ThreadPool *pool_new(AioContext *ctx)
     fifo_init(&pool->inbox);
     fifo_init(&pool->done);
     pool->idle_timeout_ns = THREAD_POOL_IDLE_TIMEOUT_NS_DEFAULT;
+    pool->spin_ns = WORKER_SPIN_NS;
     pool->max_threads = aio_load(&ctx->thread_pool_max);
     pool->min_threads = aio_load(&ctx->thread_pool_min);
     return pool;
@@ -752,17 +779,13 @@ static void find_worker(ThreadPool *pool)
     }
 }
 
-AIOCTX_API BlockAIOCB *thread_pool_submit_aio(ThreadPoolFunc *func, void *arg,
-                                              BlockCompletionFunc *cb,
-                                              void *opaque)
+BlockAIOCB *aio_thread_pool_submit(AioContext *ctx, int (*func)(void *),
+                                   void *arg, BlockCompletionFunc *cb,
+                                   void *opaque)
 {
-    AioContext *ctx = qemu_get_current_aio_context();
     ThreadPoolElement *e;
     ThreadPool *pool;
 
-    if (!ctx) {
-        return NULL;
-    }
     pool = aio_load_acquire(&ctx->thread_pool);
     if (!pool) {
         pool = aio_get_thread_pool(ctx);
@@ -795,6 +818,15 @@ AIOCTX_API BlockAIOCB *thread_pool_submit_aio(ThreadPoolFunc *func, void *arg,
     fifo_push(&pool->inbox, &e->link);
     find_worker(pool);
     return &e->common;
+}
+
+AIOCTX_API BlockAIOCB *thread_pool_submit_aio(ThreadPoolFunc *func, void *arg,
+                                              BlockCompletionFunc *cb,
+                                              void *opaque)
+{
+    AioContext *ctx = qemu_get_current_aio_context();
+
+    return ctx ? aio_thread_pool_submit(ctx, func, arg, cb, opaque) : NULL;
 }
 
 /* ---- the coroutine form ---- */

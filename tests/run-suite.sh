@@ -45,7 +45,7 @@ step "TSan build"
 build "$root/tsan" -DAIOCTX_SANITIZE=thread \
     -DAIOCTX_BUILD_BENCH=OFF -DAIOCTX_BUILD_EXAMPLES=OFF
 step "tests labelled multithread, TSan"
-TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:atexit_sleep_ms=0 \
     ctest --test-dir "$root/tsan" -j "$jobs" -L multithread --output-on-failure
 
 step "all suites passed in $(($(date +%s) - start)) s"

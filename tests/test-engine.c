@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Engines: which one "auto" takes, asking for io_uring by name, falling
- * back to epoll when a seccomp filter refuses io_uring_setup, and
+ * back to epoll when a seccomp filter refuses io_uring_setup, asking for
+ * linux-aio by name and its refusal when io_setup fails with EAGAIN, and
  * behaviour every engine must share under load: many fds with a subset
  * ready, level-triggered readiness across re-arms and CQ overflow, a
  * handler replaced over and over while data arrives, no stale readiness
@@ -270,6 +271,146 @@ START_TEST(test_seccomp_refused_io_uring)
 
     run_in_child(seccomp_child, got, sizeof(got));
     ck_assert_str_eq(got, "io_uring: Operation not permitted");
+}
+END_TEST
+
+/* ---- Linux AIO: by name, and refused when io_setup says EAGAIN ---- */
+
+static void file_io_done_cb(void *opaque, int ret)
+{
+    *(int *)opaque = ret;
+}
+
+/* One 64-byte read of this program through ctx's file I/O; its result. */
+static int file_io_works(AioContext *ctx)
+{
+    char buf[64];
+    struct iovec iov = { buf, sizeof(buf) };
+    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    int ret = INT32_MIN;
+
+    if (fd < 0 ||
+        !aio_file_preadv(ctx, fd, 0, &iov, 1, file_io_done_cb, &ret)) {
+        return -1;
+    }
+    for (int i = 0; ret == INT32_MIN && i < 1000; i++) {
+        aio_poll(ctx, true);
+    }
+    close(fd);
+    return ret;
+}
+
+START_TEST(test_explicit_linux_aio)
+{
+    Error *err = NULL;
+    AioContext *ctx = ctx_with_engine("linux-aio", &err);
+
+    if (!aio_engine_available("linux-aio")) {
+        ck_assert_ptr_null(ctx);
+        ck_assert_msg(strncmp(error_get_pretty(err), "linux-aio: ", 11) == 0,
+                      "message: %s", error_get_pretty(err));
+        error_free(err);
+        return;
+    }
+    ck_assert_msg(ctx != NULL, "linux-aio: %s",
+                  err ? error_get_pretty(err) : "(no error)");
+    ck_assert_str_eq(aio_context_get_engine_name(ctx), "linux-aio");
+    ck_assert_ptr_nonnull(aio_get_linux_aio(ctx));
+    ck_assert(smoke_works(ctx));
+    ck_assert_int_eq(file_io_works(ctx), 64);
+    aio_context_unref(ctx);
+}
+END_TEST
+
+static int refuse_io_setup_eagain(void)
+{
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                 offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NATIVE_AUDIT_ARCH, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EAGAIN & 0xffff)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {
+        .len = sizeof(filter) / sizeof(filter[0]),
+        .filter = filter,
+    };
+
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+        return -errno;
+    }
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) {
+        return -errno;
+    }
+    return 0;
+}
+
+/*
+ * io_setup fails with EAGAIN (as when fs.aio-max-nr is used up): the
+ * default context is unaffected (auto never takes linux-aio) and its file
+ * I/O works; Linux AIO on it and the linux-aio engine by name are errors
+ * naming the cause.
+ */
+static void io_setup_eagain_child(char *out, size_t size)
+{
+    const char *want = aio_engine_available("io_uring") ? "io_uring"
+                                                        : "epoll";
+    char laio_msg[200];
+    Error *err = NULL;
+    AioContext *ctx;
+    int ret;
+
+    unsetenv("AIOCTX_ENGINE");
+    ret = refuse_io_setup_eagain();
+    if (ret < 0) {
+        snprintf(out, size, "seccomp: %s", strerror(-ret));
+        return;
+    }
+    if (aio_engine_available("linux-aio")) {
+        snprintf(out, size, "linux-aio still reported available");
+        return;
+    }
+    ctx = aio_context_new(&err);
+    if (!ctx || strcmp(aio_context_get_engine_name(ctx), want) != 0 ||
+        !smoke_works(ctx) || file_io_works(ctx) != 64) {
+        snprintf(out, size, "default: %s",
+                 ctx ? aio_context_get_engine_name(ctx)
+                     : error_get_pretty(err));
+        return;
+    }
+    if (aio_setup_linux_aio(ctx, &err) || !err) {
+        snprintf(out, size, "aio_setup_linux_aio succeeded");
+        return;
+    }
+    snprintf(laio_msg, sizeof(laio_msg), "%s", error_get_pretty(err));
+    error_free(err);
+    err = NULL;
+    if (file_io_works(ctx) != 64) {
+        snprintf(out, size, "file I/O broken after the refusal");
+        return;
+    }
+    aio_context_unref(ctx);
+
+    ctx = ctx_with_engine("linux-aio", &err);
+    if (ctx) {
+        snprintf(out, size, "explicit linux-aio was created");
+        return;
+    }
+    snprintf(out, size, "%s | %s", laio_msg,
+             err ? error_get_pretty(err) : "(no error)");
+    error_free(err);
+}
+
+START_TEST(test_io_setup_eagain)
+{
+    char got[512];
+
+    run_in_child(io_setup_eagain_child, got, sizeof(got));
+    ck_assert_str_eq(got, "Linux AIO: Resource temporarily unavailable | "
+                          "linux-aio: Resource temporarily unavailable");
 }
 END_TEST
 #endif
@@ -700,6 +841,8 @@ int main(void)
     tcase_add_test(tc, test_explicit_io_uring);
 #ifdef NATIVE_AUDIT_ARCH
     tcase_add_test(tc, test_seccomp_refused_io_uring);
+    tcase_add_test(tc, test_explicit_linux_aio);
+    tcase_add_test(tc, test_io_setup_eagain);
 #endif
     suite_add_tcase(s, tc);
 

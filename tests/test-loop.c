@@ -673,10 +673,17 @@ START_TEST(test_pollfd_regular_file)
     unlink(path);
     settle(ctx);
     aio_set_fd_handler(ctx, file, fd_read_cb, NULL, NULL, NULL, &fs);
-    aio_prepare(ctx);
-    ck_assert_int_eq(wait_readable(fd, WAIT_MS), 1);
-    aio_dispatch(ctx);
+    aio_dispatch(ctx); /* also takes the notification the change made */
     ck_assert_int_ge(fs.reads, 1);
+    /* Nothing else is pending: only the file can make it readable. */
+    for (int i = 0; i < 3; i++) {
+        int reads = fs.reads;
+
+        ck_assert(!aio_prepare(ctx));
+        ck_assert_int_eq(wait_readable(fd, WAIT_MS), 1);
+        aio_dispatch(ctx);
+        ck_assert_int_gt(fs.reads, reads);
+    }
 
     aio_set_fd_handler(ctx, file, NULL, NULL, NULL, NULL, NULL);
     settle(ctx); /* fails if the descriptor stays readable */

@@ -16,7 +16,11 @@
  * changeable with thread_pool_set_idle_timeout()) exits.  Lowering max on a
  * live pool makes surplus workers exit as soon as they finish their current
  * job; raising min starts workers at once.  Workers are named
- * "aioctx-worker".
+ * "aioctx-worker" and run with every signal blocked.  A worker that runs out
+ * of work busy-waits for up to 10 microseconds (one worker at a time)
+ * before it sleeps, so that a steady stream of short jobs does not pay a
+ * wake-up per job; the busy-wait shrinks to nothing while it keeps finding
+ * no work, and grows back when work arrives soon after a worker slept.
  *
  * Destroying the context frees its pool: the queued jobs that no worker has
  * started are dropped (their functions never run), jobs that are running

@@ -23,7 +23,7 @@
  * (min-heap; default coarse clock and EVENT_BASE_FLAG_PRECISE_TIMER), and
  * a QEMU-like sorted list sleeping in ppoll() (N = 10,000 only; 20,000
  * re-arms in (b)).  Each run happens in a child process, so peak RSS and
- * CPU time belong to that run alone.
+ * CPU time belong to that run alone; runs of the peers are interleaved.
  *
  * Usage: bench-timers [filter...]   (filters match "a/1M/libev", "b/libuv"...)
  * RUNS from the environment: default 3 for N = 1M, 5 otherwise.
@@ -810,84 +810,112 @@ static const Peer peers[] = {
 
 enum { A_ARM, A_CPU, A_WALL, A_LATE, A_RSS, A_NFIG };
 
-static void fire_series(const Peer *p, int64_t n, const char *nname,
-                        int runs, BenchSeries *s)
+/* The figures of (a) for one peer, and its early-timer tally. */
+typedef struct {
+    BenchSeries s[A_NFIG];
+    int64_t early_total;
+    int64_t early_max;
+} FireSeries;
+
+static void fire_series_init(FireSeries *fs, const Peer *p, const char *nname)
 {
     static const char *const names[A_NFIG] = { "a-arm", "a-cpu", "a-wall",
                                                "a-latemax", "a-rss" };
     static const char *const units[A_NFIG] = { "ns/timer", "ns/timer", "ms",
                                                "ms", "MiB" };
-    static char variants[A_NFIG][32];
-    int64_t early_total = 0, early_max = 0;
 
+    memset(fs, 0, sizeof(*fs));
     for (int f = 0; f < A_NFIG; f++) {
-        snprintf(variants[f], sizeof(variants[f]), "%s(N=%s)", names[f], nname);
-        bench_series_init(&s[f], "W3", strdup(variants[f]), p->peer, units[f]);
-    }
-    for (int run = 0; run < runs; run++) {
-        RunResult r;
-        bool ok = run_in_child(p->fire, n, &r);
-        const char *why = r.err;
-        char buf[64];
+        char variant[32];
 
-        if (ok && r.fired != n) {
-            snprintf(buf, sizeof(buf), "fired %lld of %lld",
-                     (long long)r.fired, (long long)n);
-            why = buf;
-            ok = false;
-        } else if (ok && p->strict && r.early) {
-            snprintf(buf, sizeof(buf), "%lld early, by up to %lld ns",
-                     (long long)r.early, (long long)r.early_max_ns);
-            why = buf;
-            ok = false;
-        } else if (ok && r.early_max_ns > W3_EARLY_FAIL_NS) {
-            snprintf(buf, sizeof(buf), "%lld early, by up to %.2f ms",
-                     (long long)r.early, r.early_max_ns / 1e6);
-            why = buf;
-            ok = false;
-        }
-        early_total += r.early;
-        early_max = r.early_max_ns > early_max ? r.early_max_ns : early_max;
-        bench_series_add(&s[A_ARM], r.arm_ns, ok, "%s", why);
-        bench_series_add(&s[A_CPU], r.cpu_ns, ok, "%s", why);
-        bench_series_add(&s[A_WALL], r.wall_ms, ok, "%s", why);
-        bench_series_add(&s[A_LATE], r.latemax_ms, ok, "%s", why);
-        bench_series_add(&s[A_RSS], r.rss_mib, ok, "%s", why);
-    }
-    for (int f = 0; f < A_NFIG; f++) {
-        bench_series_note(&s[f], "early=%lld/%d runs, max %.3f ms",
-                          (long long)early_total, runs, early_max / 1e6);
-        bench_series_report(&s[f]);
+        snprintf(variant, sizeof(variant), "%s(N=%s)", names[f], nname);
+        bench_series_init(&fs->s[f], "W3", strdup(variant), p->peer,
+                          units[f]);
     }
 }
 
+/* One run of (a) for one peer, checked and recorded. */
+static void fire_run(FireSeries *fs, const Peer *p, int64_t n)
+{
+    RunResult r;
+    bool ok = run_in_child(p->fire, n, &r);
+    const char *why = r.err;
+    char buf[64];
+
+    if (ok && r.fired != n) {
+        snprintf(buf, sizeof(buf), "fired %lld of %lld", (long long)r.fired,
+                 (long long)n);
+        why = buf;
+        ok = false;
+    } else if (ok && p->strict && r.early) {
+        snprintf(buf, sizeof(buf), "%lld early, by up to %lld ns",
+                 (long long)r.early, (long long)r.early_max_ns);
+        why = buf;
+        ok = false;
+    } else if (ok && r.early_max_ns > W3_EARLY_FAIL_NS) {
+        snprintf(buf, sizeof(buf), "%lld early, by up to %.2f ms",
+                 (long long)r.early, r.early_max_ns / 1e6);
+        why = buf;
+        ok = false;
+    }
+    fs->early_total += r.early;
+    if (r.early_max_ns > fs->early_max) {
+        fs->early_max = r.early_max_ns;
+    }
+    bench_series_add(&fs->s[A_ARM], r.arm_ns, ok, "%s", why);
+    bench_series_add(&fs->s[A_CPU], r.cpu_ns, ok, "%s", why);
+    bench_series_add(&fs->s[A_WALL], r.wall_ms, ok, "%s", why);
+    bench_series_add(&fs->s[A_LATE], r.latemax_ms, ok, "%s", why);
+    bench_series_add(&fs->s[A_RSS], r.rss_mib, ok, "%s", why);
+}
+
+static int peer_index(const char *name)
+{
+    for (size_t i = 0; i < NPEERS; i++) {
+        if (!strcmp(peers[i].peer, name)) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+/*
+ * (a) for every selected peer.  Runs are interleaved (run 1 of every
+ * peer, then run 2...) so that a noisy machine hurts all peers alike.
+ */
 static void run_fire(int argc, char **argv, int64_t n, const char *nname,
                      int runs)
 {
-    BenchSeries s[NPEERS][A_NFIG];
-    int ref = -1, ours = -1;
+    static FireSeries fs[NPEERS];
+    bool on[NPEERS] = { false };
+    int ref = peer_index("libev"), ours = peer_index("libaioctx");
 
-    memset(s, 0, sizeof(s));
     for (size_t i = 0; i < NPEERS; i++) {
         char sel[64];
 
-        if (!peers[i].fire || (peers[i].only_10k && n > 10000)) {
-            continue;
-        }
         snprintf(sel, sizeof(sel), "a/%s/%s", nname, peers[i].peer);
-        if (!bench_selected(argc, argv, sel)) {
-            continue;
-        }
-        fire_series(&peers[i], n, nname, runs, s[i]);
-        if (!strcmp(peers[i].peer, "libev")) {
-            ref = (int)i;
-        } else if (!strcmp(peers[i].peer, "libaioctx")) {
-            ours = (int)i;
+        on[i] = peers[i].fire && !(peers[i].only_10k && n > 10000) &&
+                bench_selected(argc, argv, sel);
+        fire_series_init(&fs[i], &peers[i], nname);
+    }
+    for (int run = 0; run < runs; run++) {
+        for (size_t i = 0; i < NPEERS; i++) {
+            if (on[i]) {
+                fire_run(&fs[i], &peers[i], n);
+            }
         }
     }
-    if (ref >= 0 && ours >= 0) {
+    for (size_t i = 0; i < NPEERS; i++) {
+        for (int f = 0; on[i] && f < A_NFIG; f++) {
+            bench_series_note(&fs[i].s[f], "early=%lld/%d runs, max %.3f ms",
+                              (long long)fs[i].early_total, runs,
+                              fs[i].early_max / 1e6);
+            bench_series_report(&fs[i].s[f]);
+        }
+    }
+    if (ref >= 0 && ours >= 0 && on[ref] && on[ours]) {
         for (int f = 0; f < A_NFIG; f++) {
-            bench_print_ratio(&s[ours][f], &s[ref][f]);
+            bench_print_ratio(&fs[ours].s[f], &fs[ref].s[f]);
         }
     }
 }
@@ -896,39 +924,40 @@ static void run_fire(int argc, char **argv, int64_t n, const char *nname,
 
 static void run_churn(int argc, char **argv, int runs)
 {
-    BenchSeries s[NPEERS];
-    int ref = -1, ours = -1;
+    static BenchSeries s[NPEERS];
+    bool on[NPEERS] = { false };
+    int ref = peer_index("libev"), ours = peer_index("libaioctx");
 
-    memset(s, 0, sizeof(s));
     for (size_t i = 0; i < NPEERS; i++) {
         char sel[64];
 
-        if (!peers[i].churn) {
-            continue;
-        }
         snprintf(sel, sizeof(sel), "b/%s", peers[i].peer);
-        if (!bench_selected(argc, argv, sel)) {
-            continue;
-        }
+        on[i] = peers[i].churn && bench_selected(argc, argv, sel);
         bench_series_init(&s[i], "W3", "b-churn(10k)", peers[i].peer,
                           "ns/re-arm");
-        for (int run = 0; run < runs; run++) {
+    }
+    for (int run = 0; run < runs; run++) {
+        for (size_t i = 0; i < NPEERS; i++) {
             RunResult r;
-            bool ok = run_in_child(peers[i].churn, 0, &r);
+            bool ok;
 
+            if (!on[i]) {
+                continue;
+            }
+            ok = run_in_child(peers[i].churn, 0, &r);
             bench_series_add(&s[i], r.churn_ns, ok, "%s", r.err);
+        }
+    }
+    for (size_t i = 0; i < NPEERS; i++) {
+        if (!on[i]) {
+            continue;
         }
         if (peers[i].only_10k) {
             bench_series_note(&s[i], "%lld re-arms", W3_CHURN_OPS_LIST);
         }
         bench_series_report(&s[i]);
-        if (!strcmp(peers[i].peer, "libev")) {
-            ref = (int)i;
-        } else if (!strcmp(peers[i].peer, "libaioctx")) {
-            ours = (int)i;
-        }
     }
-    if (ref >= 0 && ours >= 0) {
+    if (ref >= 0 && ours >= 0 && on[ref] && on[ours]) {
         bench_print_ratio(&s[ours], &s[ref]);
     }
 }

@@ -1,0 +1,324 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * io_uring block I/O for QEMU's luring_co_submit(): LuringState, one per
+ * context (aio_setup_linux_io_uring()).
+ *
+ * On the "io_uring" engine the state is only a marker: requests go to the
+ * engine's own ring through its file I/O slots.  On any other engine it
+ * owns a ring of LURING_ENTRIES submission entries (the kernel gives the
+ * completion queue twice that) whose descriptor is watched by the context,
+ * with io_poll looking at the completion queue.  Requests, and the
+ * cancellations aimed at them, never number more than the completion queue
+ * holds; more wait in a FIFO for a free entry.  Entries are filled at once
+ * and handed to the kernel from the state's bottom half (one io_uring_enter
+ * per loop iteration), or at once when the submission queue is full.
+ *
+ * A request's user_data is its address; a cancellation's is the address
+ * with the low bit set, and holds a reference on the request until its
+ * own completion arrives, so the address cannot be reused meanwhile.
+ */
+#include <errno.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "aioctx/coroutine.h"
+#include "file-io-internal.h"
+
+#define LURING_ENTRIES 128
+#define LURING_MAX_IN_FLIGHT (2 * LURING_ENTRIES) /* the CQ's size */
+
+struct LuringState {
+    AioContext *ctx;
+    bool on_engine;             /* the io_uring engine runs the requests */
+    struct io_uring ring;
+    unsigned in_flight;         /* entries filled, completion not seen */
+    AioFileReq *queue_head;     /* waiting for an entry, FIFO */
+    AioFileReq **queue_tail;
+    QEMUBH *bh;
+    int processing;             /* nesting of completion processing */
+};
+
+void aio_file_uring_prep(struct io_uring_sqe *sqe, AioFileReq *req)
+{
+    const struct iovec *iov = req->iov;
+
+    switch (req->type) {
+    case QEMU_AIO_READ:
+        if (req->iovcnt == 1) {
+            io_uring_prep_read(sqe, req->fd, iov[0].iov_base,
+                               (unsigned)iov[0].iov_len, req->offset);
+        } else {
+            io_uring_prep_readv(sqe, req->fd, iov, (unsigned)req->iovcnt,
+                                req->offset);
+        }
+        break;
+    case QEMU_AIO_WRITE:
+        if (req->iovcnt == 1) {
+            io_uring_prep_write(sqe, req->fd, iov[0].iov_base,
+                                (unsigned)iov[0].iov_len, req->offset);
+        } else {
+            io_uring_prep_writev(sqe, req->fd, iov, (unsigned)req->iovcnt,
+                                 req->offset);
+        }
+        break;
+    default:
+        io_uring_prep_fsync(sqe, req->fd,
+                            req->datasync ? IORING_FSYNC_DATASYNC : 0);
+        break;
+    }
+}
+
+/* ---- the dedicated ring ---- */
+
+static struct io_uring_sqe *luring_get_sqe(LuringState *s)
+{
+    struct io_uring_sqe *sqe;
+
+    if (s->in_flight >= LURING_MAX_IN_FLIGHT) {
+        return NULL;
+    }
+    sqe = io_uring_get_sqe(&s->ring);
+    if (!sqe) {
+        io_uring_submit(&s->ring); /* full: hand over what is there */
+        sqe = io_uring_get_sqe(&s->ring);
+    }
+    if (sqe) {
+        s->in_flight++;
+    }
+    return sqe;
+}
+
+static bool luring_start(LuringState *s, AioFileReq *req)
+{
+    struct io_uring_sqe *sqe = luring_get_sqe(s);
+
+    if (!sqe) {
+        return false;
+    }
+    aio_file_uring_prep(sqe, req);
+    io_uring_sqe_set_data(sqe, req);
+    qemu_bh_schedule(s->bh);
+    return true;
+}
+
+/* Give waiting requests entries, then the kernel everything filled. */
+static void luring_flush(LuringState *s)
+{
+    AioFileReq *req;
+
+    while ((req = s->queue_head) && luring_start(s, req)) {
+        s->queue_head = req->next;
+        if (!s->queue_head) {
+            s->queue_tail = &s->queue_head;
+        }
+        req->u.luring.queued = false;
+    }
+    if (io_uring_sq_ready(&s->ring)) {
+        io_uring_submit(&s->ring);
+    }
+}
+
+static void luring_process(LuringState *s)
+{
+    struct io_uring_cqe *cqe;
+
+    if (!io_uring_cq_ready(&s->ring)) {
+        return;
+    }
+    s->processing++;
+    qemu_bh_schedule(s->bh); /* for callbacks that nest aio_poll() */
+    while (io_uring_peek_cqe(&s->ring, &cqe) == 0) {
+        uintptr_t data = (uintptr_t)io_uring_cqe_get_data(cqe);
+        int res = cqe->res;
+
+        io_uring_cqe_seen(&s->ring, cqe);
+        s->in_flight--;
+        if (data & 1) {
+            qemu_aio_unref((void *)(data & ~(uintptr_t)1)); /* cancel */
+            continue;
+        }
+        aio_file_req_done((AioFileReq *)data, res);
+    }
+    qemu_bh_cancel(s->bh);
+    s->processing--;
+}
+
+static void luring_process_and_flush(LuringState *s)
+{
+    luring_process(s);
+    luring_flush(s);
+}
+
+static void luring_bh(void *opaque)
+{
+    luring_process_and_flush(opaque);
+}
+
+static void luring_fd_read(void *opaque)
+{
+    luring_process_and_flush(opaque);
+}
+
+static bool luring_fd_poll(void *opaque)
+{
+    LuringState *s = opaque;
+
+    return io_uring_cq_ready(&s->ring) > 0;
+}
+
+static int luring_submit(void *opaque, AioFileReq *req)
+{
+    LuringState *s = opaque;
+
+    if (s->queue_head || !luring_start(s, req)) {
+        req->next = NULL;
+        req->u.luring.queued = true;
+        *s->queue_tail = req;
+        s->queue_tail = &req->next;
+    }
+    return 0;
+}
+
+static void luring_cancel(void *opaque, AioFileReq *req)
+{
+    LuringState *s = opaque;
+    struct io_uring_sqe *sqe;
+    AioFileReq **p;
+
+    if (req->u.luring.queued) {
+        for (p = &s->queue_head; *p != req; p = &(*p)->next) {
+            continue;
+        }
+        *p = req->next;
+        if (!*p) {
+            s->queue_tail = p;
+        }
+        req->u.luring.queued = false;
+        aio_file_req_done(req, -ECANCELED);
+        return;
+    }
+    sqe = luring_get_sqe(s);
+    if (!sqe) {
+        return; /* best effort: it completes normally */
+    }
+    io_uring_prep_cancel(sqe, req, 0);
+    io_uring_sqe_set_data(sqe, (void *)((uintptr_t)req | 1));
+    qemu_aio_ref(req);
+    qemu_bh_schedule(s->bh);
+}
+
+static const AioFileExec luring_exec = {
+    .submit = luring_submit,
+    .cancel = luring_cancel,
+};
+
+/* ---- life cycle ---- */
+
+void luring_state_free(LuringState *s)
+{
+    AioFileReq *req;
+
+    if (s->on_engine) {
+        free(s);
+        return;
+    }
+    while ((req = s->queue_head)) {
+        s->queue_head = req->next;
+        req->u.luring.queued = false;
+        aio_file_req_done(req, -ECANCELED);
+    }
+    s->queue_tail = &s->queue_head;
+    while (s->in_flight) {
+        int ret = io_uring_submit_and_wait(&s->ring, 1);
+
+        if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
+            fprintf(stderr, "libaioctx: io_uring_enter: %s\n", strerror(-ret));
+            break;
+        }
+        luring_process(s);
+    }
+    aio_set_fd_handler(s->ctx, s->ring.ring_fd, NULL, NULL, NULL, NULL, NULL);
+    qemu_bh_delete(s->bh);
+    io_uring_queue_exit(&s->ring);
+    free(s);
+}
+
+static LuringState *luring_state_new(AioContext *ctx, Error **errp)
+{
+    LuringState *s = calloc(1, sizeof(*s));
+    int ret;
+
+    if (!s) {
+        error_setg_errno(errp, ENOMEM, "io_uring");
+        return NULL;
+    }
+    s->ctx = ctx;
+    if (ctx->engine == &aio_engine_io_uring) {
+        s->on_engine = true;
+        return s;
+    }
+    ret = io_uring_queue_init(LURING_ENTRIES, &s->ring, 0);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "io_uring");
+        free(s);
+        return NULL;
+    }
+    s->queue_tail = &s->queue_head;
+    s->bh = aio_bh_new(ctx, luring_bh, s);
+    aio_set_fd_handler(ctx, s->ring.ring_fd, luring_fd_read, NULL,
+                       luring_fd_poll, luring_fd_read, s);
+    return s;
+}
+
+/* ---- QEMU's entry points ---- */
+
+AIOCTX_API LuringState *aio_setup_linux_io_uring(AioContext *ctx,
+                                                 Error **errp)
+{
+    LuringState *s, *expected = NULL;
+    AioFileState *fs;
+
+    if (!ctx) {
+        error_setg(errp, "io_uring: no context given");
+        return NULL;
+    }
+    fs = aio_file_state(ctx);
+    s = aio_load_acquire(&fs->luring);
+    if (s) {
+        return s;
+    }
+    s = luring_state_new(ctx, errp);
+    if (!s) {
+        return NULL;
+    }
+    if (!__atomic_compare_exchange_n(&fs->luring, &expected, s, false,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        luring_state_free(s);
+        return expected;
+    }
+    return s;
+}
+
+AIOCTX_API LuringState *aio_get_linux_io_uring(AioContext *ctx)
+{
+    AioFileState *fs = ctx ? aio_load_acquire(&ctx->file_state) : NULL;
+
+    return fs ? aio_load_acquire(&fs->luring) : NULL;
+}
+
+AIOCTX_API int coroutine_fn luring_co_submit(BlockDriverState *bs, int fd,
+                                             uint64_t offset,
+                                             QEMUIOVector *qiov, int type)
+{
+    AioContext *ctx = qemu_get_current_aio_context();
+    LuringState *s = aio_get_linux_io_uring(ctx);
+
+    (void)bs;
+    if (!s && qemu_in_coroutine()) {
+        return -ENXIO;
+    }
+    return aio_file_co_qemu("luring_co_submit",
+                            s && s->on_engine ? NULL : &luring_exec, s, fd,
+                            offset, qiov, type, 0);
+}
