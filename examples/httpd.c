@@ -69,7 +69,7 @@ struct Conn {
     Conn *next;
     Conn **pprev;
     int fd;
-    bool idle;        /* waiting for the next request */
+    bool idle;        /* reading a request, no answer in progress */
     unsigned long served; /* requests read so far */
     int64_t deadline; /* ms, 0: none; the sweeper shuts the socket down */
     size_t len;       /* bytes in in[] */
@@ -485,27 +485,25 @@ static int coroutine_fn read_request(Conn *c, Request *req, size_t *consumed)
     size_t end;
 
     memset(req, 0, offsetof(Request, path));
+    c->idle = true; /* no answer in progress: shutdown may cut it */
+    c->deadline = now_ms() + IDLE_TIMEOUT_MS;
     while (!(end = find_head_end(c->in, c->len, 0))) {
         size_t blank;
         ssize_t n;
 
         if (c->len >= HEAD_MAX) {
             *consumed = c->len;
+            c->idle = false;
             return 413;
         }
-        c->idle = c->len == 0;
-        if (c->idle) {
-            c->deadline = now_ms() + IDLE_TIMEOUT_MS;
-            if (c->srv->stopping) {
-                return -1;
-            }
-            if (c->served) {
-                /* After a response the next request takes a while. */
-                yield_until_fd_readable(c->fd);
-            }
+        if (c->srv->stopping) {
+            return -1;
+        }
+        if (c->len == 0 && c->served) {
+            /* After a response the next request takes a while. */
+            yield_until_fd_readable(c->fd);
         }
         n = conn_recv(c, HEAD_MAX - c->len);
-        c->idle = false;
         if (n <= 0) {
             return -1;
         }
@@ -519,6 +517,7 @@ static int coroutine_fn read_request(Conn *c, Request *req, size_t *consumed)
         c->len -= blank;
         memmove(c->in, c->in + blank, c->len);
     }
+    c->idle = false;
     c->deadline = 0;
     c->served++;
     *consumed = end;
@@ -950,7 +949,7 @@ static void on_signal(int signo, void *opaque)
                        NULL);
     close(srv->listen_fd);
     srv->listen_fd = -1;
-    /* Idle connections go now; busy ones after their response. */
+    /* Connections between requests go now, busy ones after answering. */
     for (Conn *c = srv->conns; c; c = c->next) {
         if (c->idle) {
             shutdown(c->fd, SHUT_RDWR);

@@ -71,8 +71,14 @@ struct AioContext {
     void *engine_priv;
     pthread_mutex_t acquire_lock; /* recursive; aio_context_acquire */
 
-    /* Bottom halves: a lock-free LIFO that any thread pushes onto. */
+    /*
+     * Bottom halves: a lock-free LIFO that any thread pushes onto.  The
+     * notify_me protocol sits in the same cache line: qemu_bh_schedule()
+     * from another thread writes both, and the home thread reads both.
+     */
     QEMUBH *bh_list;
+    unsigned notify_me; /* atomic: 2 per aio_poll about to sleep, 1 prepare */
+    bool notified;      /* atomic */
     /* Slices being run by (nested) aio_bh_poll calls; home thread only. */
     BHSlice *slice_head;
     BHSlice **slice_tailp;
@@ -80,9 +86,7 @@ struct AioContext {
     pthread_mutex_t bh_all_lock;
     QEMUBH *bh_all;
 
-    /* Notification (the notify_me protocol). */
-    unsigned notify_me; /* atomic: 2 per aio_poll about to sleep, 1 prepare */
-    bool notified;      /* atomic */
+    /* The context's own notifier, written by aio_notify(). */
     EventNotifier notifier;
 
     /* fd handlers. */

@@ -184,16 +184,29 @@ static void laio_complete(LinuxAioState *s, const struct io_event *ev)
     aio_file_req_done(req, (int64_t)(long)ev->res);
 }
 
+/*
+ * Handle the completions that are there now.  Not those that arrive
+ * meanwhile: a buffered request completes inside the io_submit() a
+ * callback makes, and following those would never give the loop back.
+ * Their eventfd signal brings us back.
+ */
 static void laio_process_completions(LinuxAioState *s)
 {
     struct io_event ev;
+    unsigned budget = LAIO_MAX_EVENTS;
 
-    if (s->ring && !laio_has_events(s)) {
-        return;
+    if (s->ring) {
+        unsigned head = aio_load(&s->ring->head);
+        unsigned tail = aio_load_acquire(&s->ring->tail);
+
+        if (head == tail) {
+            return;
+        }
+        budget = (tail + s->ring->nr - head) % s->ring->nr;
     }
     s->processing++;
     qemu_bh_schedule(s->bh); /* for callbacks that nest aio_poll() */
-    while (laio_next_event(s, &ev)) {
+    while (budget-- && laio_next_event(s, &ev)) {
         laio_complete(s, &ev);
     }
     qemu_bh_cancel(s->bh);

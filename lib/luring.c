@@ -36,7 +36,6 @@ struct LuringState {
     AioFileReq *queue_head;     /* waiting for an entry, FIFO */
     AioFileReq **queue_tail;
     QEMUBH *bh;
-    int processing;             /* nesting of completion processing */
 };
 
 void aio_file_uring_prep(struct io_uring_sqe *sqe, AioFileReq *req)
@@ -119,16 +118,20 @@ static void luring_flush(LuringState *s)
     }
 }
 
+/*
+ * Handle the completions that are there now (not those that callbacks'
+ * submissions add meanwhile: the loop must get control back).
+ */
 static void luring_process(LuringState *s)
 {
+    unsigned budget = io_uring_cq_ready(&s->ring);
     struct io_uring_cqe *cqe;
 
-    if (!io_uring_cq_ready(&s->ring)) {
+    if (!budget) {
         return;
     }
-    s->processing++;
     qemu_bh_schedule(s->bh); /* for callbacks that nest aio_poll() */
-    while (io_uring_peek_cqe(&s->ring, &cqe) == 0) {
+    while (budget-- && io_uring_peek_cqe(&s->ring, &cqe) == 0) {
         uintptr_t data = (uintptr_t)io_uring_cqe_get_data(cqe);
         int res = cqe->res;
 
@@ -141,7 +144,6 @@ static void luring_process(LuringState *s)
         aio_file_req_done((AioFileReq *)data, res);
     }
     qemu_bh_cancel(s->bh);
-    s->processing--;
 }
 
 static void luring_process_and_flush(LuringState *s)

@@ -57,10 +57,11 @@ static void adjust_poll_time(AioContext *ctx, int64_t block_ns)
 /*
  * Busy-poll the io_poll callbacks for up to the current poll time.  When
  * something is found, *timeout becomes 0; otherwise the polling time is
- * taken off *timeout.  Returns progress.
+ * taken off *timeout.  *end_ns gets the last clock reading when it polled.
+ * Returns progress.
  */
 static bool try_poll_mode(AioContext *ctx, AioReadyList *ready,
-                          int64_t *timeout)
+                          int64_t *timeout, int64_t *end_ns)
 {
     int64_t max_ns = soonest(*timeout, ctx->poll_ns);
     int64_t start, elapsed;
@@ -73,7 +74,8 @@ static bool try_poll_mode(AioContext *ctx, AioReadyList *ready,
     start = aio_now_ns();
     do {
         progress |= aio_run_poll_handlers_once(ctx, ready, &any);
-        elapsed = aio_now_ns() - start;
+        *end_ns = aio_now_ns();
+        elapsed = *end_ns - start;
     } while (!any && elapsed < max_ns && !ctx->engine->need_wait(ctx));
 
     if (any) {
@@ -131,7 +133,7 @@ static bool poll_once(AioContext *ctx, bool blocking, bool force_wait)
 {
     AioReadyList ready = { NULL };
     bool progress, use_notify_me;
-    int64_t timeout, start = 0;
+    int64_t timeout, start = 0, poll_end = 0;
     bool polling = aio_load(&ctx->poll_max_ns) != 0;
 
     lockcnt_inc(&ctx->list_lock);
@@ -145,7 +147,7 @@ static bool poll_once(AioContext *ctx, bool blocking, bool force_wait)
     }
 
     timeout = blocking ? aio_compute_timeout(ctx) : 0;
-    progress = try_poll_mode(ctx, &ready, &timeout);
+    progress = try_poll_mode(ctx, &ready, &timeout, &poll_end);
 
     use_notify_me = timeout != 0;
     if (use_notify_me) {
@@ -153,6 +155,7 @@ static bool poll_once(AioContext *ctx, bool blocking, bool force_wait)
     }
     if (timeout != 0 || force_wait || ctx->engine->need_wait(ctx)) {
         progress |= wait_on_engine(ctx, &ready, timeout);
+        poll_end = 0; /* the wait took time of its own */
     } else if (!ready.head) {
         progress |= poll_handlers_nonblocking(ctx, &ready);
     }
@@ -162,7 +165,8 @@ static bool poll_once(AioContext *ctx, bool blocking, bool force_wait)
     aio_notify_accept(ctx);
 
     if (polling) {
-        adjust_poll_time(ctx, aio_now_ns() - start);
+        /* Busy-polling that ended the wait read the clock last: reuse it. */
+        adjust_poll_time(ctx, (poll_end ? poll_end : aio_now_ns()) - start);
     }
 
     progress |= aio_bh_poll(ctx);

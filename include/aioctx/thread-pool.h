@@ -28,7 +28,8 @@
  * destroys the context and in its calling thread, the completion callback
  * of every request not delivered yet runs: -ECANCELED for the dropped ones,
  * the function's result for the others.  At that point the context is being
- * torn down: those callbacks must not submit work, schedule bottom halves or
+ * torn down: work those callbacks submit to it completes at once (in the
+ * same call) with -ECANCELED, and they must not schedule bottom halves or
  * otherwise use the context.  A coroutine waiting in thread_pool_submit_co()
  * is entered directly (in that thread) and sees -ECANCELED or the result.
  */

@@ -10,7 +10,9 @@
  * bufferevent, libuv), interleaved run by run so noise hits all of them.
  * RUNS (default 3) runs each; one RESULT line per server in thousands of
  * round trips per second, then the ratios against srv-epoll and against
- * the best event library.
+ * the best event library.  A second line per server gives the server
+ * process's CPU time (user + system, from wait4) per round trip in
+ * microseconds, the less noise-sensitive figure on a busy machine.
  *
  *   bench-echo [substring of peer...]   (RUNS=n, W5_SECONDS=s)
  *
@@ -25,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,6 +51,7 @@ typedef struct W5Server {
     const char *argv[10];
     bool libaioctx; /* must exit 0 on SIGTERM */
     BenchSeries series;
+    BenchSeries cpu; /* server CPU us per round trip */
 } W5Server;
 
 typedef struct Proc {
@@ -110,22 +114,30 @@ static bool proc_read(Proc *p, int timeout_ms)
     return true;
 }
 
-/* Wait for exit (bounded, then SIGKILL); returns the wait status. */
-static int proc_wait(Proc *p)
+/*
+ * Wait for exit (bounded, then SIGKILL); returns the wait status and, in
+ * *cpu_us when not NULL, the child's user + system CPU time.
+ */
+static int proc_wait(Proc *p, double *cpu_us)
 {
     int64_t deadline = now_ms() + WAIT_MS;
+    struct rusage ru = { 0 };
     int status = 0;
     pid_t ret;
 
-    while ((ret = waitpid(p->pid, &status, WNOHANG)) == 0 &&
+    while ((ret = wait4(p->pid, &status, WNOHANG, &ru)) == 0 &&
            now_ms() < deadline) {
         proc_read(p, 10);
     }
     if (ret == 0) {
         kill(p->pid, SIGKILL);
-        waitpid(p->pid, &status, 0);
+        wait4(p->pid, &status, 0, &ru);
     }
     close(p->out_fd);
+    if (cpu_us) {
+        *cpu_us = ru.ru_utime.tv_sec * 1e6 + ru.ru_utime.tv_usec +
+                  ru.ru_stime.tv_sec * 1e6 + ru.ru_stime.tv_usec;
+    }
     return status;
 }
 
@@ -154,7 +166,8 @@ static void run_once(W5Server *s, const char *seconds)
                                 "--conns", "50", "--size", "64",
                                 "--seconds", seconds, "--cpu", "1", NULL };
     Proc server, load;
-    double rtps = 0;
+    double rtps = 0, cpu_us = 0;
+    long long roundtrips = 0;
     char check[96] = "";
     int port, status;
 
@@ -165,7 +178,7 @@ static void run_once(W5Server *s, const char *seconds)
     port = wait_port(&server);
     if (port < 0) {
         kill(server.pid, SIGKILL);
-        proc_wait(&server);
+        proc_wait(&server, NULL);
         bench_series_add(&s->series, 0, false, "server printed no port");
         return;
     }
@@ -175,24 +188,26 @@ static void run_once(W5Server *s, const char *seconds)
 
         while (proc_read(&load, WAIT_MS)) {
         }
-        proc_wait(&load);
+        proc_wait(&load, NULL);
         at = strstr(load.out, "W5LOAD ");
-        if (!at || sscanf(at, "W5LOAD rtps=%lf roundtrips=%*s seconds=%*s "
-                              "check=%95s",
-                          &rtps, check) != 2) {
+        if (!at || sscanf(at, "W5LOAD rtps=%lf roundtrips=%lld "
+                              "seconds=%*s check=%95s",
+                          &rtps, &roundtrips, check) != 3) {
             snprintf(check, sizeof(check), "no result from w5-load");
         }
     } else {
         snprintf(check, sizeof(check), "cannot start w5-load");
     }
     kill(server.pid, SIGTERM);
-    status = proc_wait(&server);
+    status = proc_wait(&server, &cpu_us);
     if (!strcmp(check, "ok") && s->libaioctx &&
         !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
         snprintf(check, sizeof(check), "server exit status 0x%x", status);
     }
     bench_series_add(&s->series, rtps / 1000.0, !strcmp(check, "ok"), "%s",
                      check);
+    bench_series_add(&s->cpu, roundtrips ? cpu_us / roundtrips : 0,
+                     !strcmp(check, "ok") && roundtrips, "%s", check);
 }
 
 /* The peers w5-server was built with, one per line of --list. */
@@ -207,7 +222,7 @@ static int list_peers(W5Server *servers, int n)
     }
     while (proc_read(&p, WAIT_MS)) {
     }
-    proc_wait(&p);
+    proc_wait(&p, NULL);
     for (line = strtok_r(p.out, "\n", &save); line && n < MAX_SERVERS;
          line = strtok_r(NULL, "\n", &save)) {
         W5Server *s = &servers[n++];
@@ -256,6 +271,12 @@ static void print_ratios(W5Server *servers, int n)
             bench_print_ratio(&servers[i].series, &best->series);
         }
     }
+    /* CPU per round trip: lower is better. */
+    for (int i = 0; i < n; i++) {
+        if (raw && servers[i].libaioctx && servers[i].cpu.nsamples) {
+            bench_print_ratio(&servers[i].cpu, &raw->cpu);
+        }
+    }
 }
 
 int main(int argc, char **argv)
@@ -294,6 +315,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < n; i++) {
         bench_series_init(&servers[i].series, "W5", "echo64x50",
                           servers[i].peer, "krt/s");
+        bench_series_init(&servers[i].cpu, "W5", "echo64x50-server-cpu",
+                          servers[i].peer, "us/rt");
     }
     for (int run = 0; run < runs; run++) {
         for (int i = 0; i < n; i++) {
@@ -304,6 +327,9 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < n; i++) {
         bench_series_report(&servers[i].series);
+    }
+    for (int i = 0; i < n; i++) {
+        bench_series_report(&servers[i].cpu);
     }
     print_ratios(servers, n);
     return 0;

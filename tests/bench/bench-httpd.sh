@@ -161,52 +161,70 @@ stats() {
               printf "%.0f|%.0f|%.0f", m, v[1], v[NR] }'
 }
 
-# measure <server label> <start function> [engine]: every file, RUNS runs
-# each, a fresh server per run.
-measure() {
+# one_run <label> <start function> [engine]: a fresh server, every file
+# once; samples and failures go to files under $tmp/s.
+one_run() {
     label=$1
     shift
+    "$@"
+    c=$(check_server "$port")
     for f in 1k 1m; do
-        samples=""
-        check=ok
-        r=0
-        while [ $r -lt "$runs" ]; do
-            "$@"
-            c=$(check_server "$port")
-            if [ "$c" = ok ]; then
-                v=$(wrk_run "http://127.0.0.1:$port/$f.bin")
-                case $v in
-                fail*) check=$v ;;
-                *) samples="$samples $v" ;;
-                esac
-            else
-                check=$c
-            fi
-            stop_server || check="server exit status $status"
-            r=$((r + 1))
-        done
-        if [ -z "$samples" ]; then
-            echo "RESULT|httpd|$f|$label|req/s|0|0|0|0|$check"
+        if [ "$c" != ok ]; then
+            echo "$c" >"$tmp/s/$f.$label.check"
             continue
         fi
-        s=$(echo "$samples" | tr ' ' '\n' | grep . | stats)
-        n=$(echo "$samples" | wc -w)
-        echo "RESULT|httpd|$f|$label|req/s|$s|$n|$check"
-        echo "$f $label ${s%%|*}" >>"$tmp/medians"
+        v=$(wrk_run "http://127.0.0.1:$port/$f.bin")
+        case $v in
+        fail*) echo "$v" >"$tmp/s/$f.$label.check" ;;
+        *) echo "$v" >>"$tmp/s/$f.$label" ;;
+        esac
     done
+    if ! stop_server; then
+        echo "server exit status $status" >"$tmp/s/1k.$label.check"
+    fi
 }
 
-echo "# httpd vs nginx: wrk -t1 -c$conns -d${duration}s, $runs runs," \
-     "server ${server_cpu:-unpinned}, wrk ${load_cpu:-unpinned}"
-: >"$tmp/medians"
-for e in $engines; do
-    measure "libaioctx($e)" start_httpd "$e"
-done
-if [ -n "$nginx" ]; then
-    measure nginx start_nginx
-else
+# RESULT line of one server and file; records the median for the ratios.
+report() {
+    f=$1
+    label=$2
+    check=ok
+    [ -f "$tmp/s/$f.$label.check" ] && check=$(cat "$tmp/s/$f.$label.check")
+    if [ ! -s "$tmp/s/$f.$label" ]; then
+        echo "RESULT|httpd|$f|$label|req/s|0|0|0|0|$check"
+        return
+    fi
+    s=$(stats <"$tmp/s/$f.$label")
+    n=$(wc -l <"$tmp/s/$f.$label")
+    echo "RESULT|httpd|$f|$label|req/s|$s|$n|$check"
+    echo "$f $label ${s%%|*}" >>"$tmp/medians"
+}
+
+echo "# httpd vs nginx: wrk -t1 -c$conns -d${duration}s, $runs runs" \
+     "(servers interleaved), server ${server_cpu:-unpinned}," \
+     "wrk ${load_cpu:-unpinned}"
+[ -n "$nginx" ] ||
     echo "# nginx is not installed (apt-get install -y nginx): skipped"
-fi
+mkdir "$tmp/s"
+: >"$tmp/medians"
+labels=""
+for e in $engines; do
+    labels="$labels libaioctx($e)"
+done
+[ -n "$nginx" ] && labels="$labels nginx"
+r=0
+while [ $r -lt "$runs" ]; do
+    for e in $engines; do
+        one_run "libaioctx($e)" start_httpd "$e"
+    done
+    [ -n "$nginx" ] && one_run nginx start_nginx
+    r=$((r + 1))
+done
+for f in 1k 1m; do
+    for l in $labels; do
+        report $f "$l"
+    done
+done
 
 for f in 1k 1m; do
     base=$(awk -v f=$f '$1 == f && $2 == "nginx" { print $3 }' \
