@@ -9,8 +9,9 @@
  * in 64 KiB chunks (io_uring, Linux AIO or the context's thread pool,
  * depending on the engine) and sends with qemu_co_send().  GET and HEAD,
  * keep-alive (HTTP/1.1 by default, HTTP/1.0 when asked for), Content-Type
- * by file extension, index.html for directories.  Every path is resolved
- * with realpath() and must stay inside the served root.
+ * by file extension, index.html for directories.  The served root becomes
+ * the working directory; every path is resolved with realpath() and must
+ * stay inside the root (".." segments, encoded or not, are refused first).
  *
  * SIGINT/SIGTERM arrive through the loop (aio_context_add_signal): the
  * listening socket is closed, idle connections are shut down, busy ones
@@ -305,13 +306,23 @@ static char *next_line(char **pos)
 static int decode_target(Request *req)
 {
     const char *t = req->target;
-    size_t len = strcspn(t, "?#");
     char *out = req->path;
+    size_t len;
     char *seg;
 
+    /* The absolute form "http://host/path" names the same path. */
+    if (strncasecmp(t, "http://", 7) == 0 ||
+        strncasecmp(t, "https://", 8) == 0) {
+        t = strchr(strstr(t, "//") + 2, '/');
+        if (!t) {
+            t = "/";
+        }
+        req->target = t;
+    }
     if (t[0] != '/') {
         return 400;
     }
+    len = strcspn(t, "?#");
     req->target_len = len;
     for (size_t i = 0; i < len; i++) {
         if (t[i] != '%') {
@@ -623,11 +634,15 @@ static int open_target(Server *srv, Request *req, char *canon,
     size_t plen = strlen(req->path);
     int fd;
 
-    if (srv->root_len + plen + sizeof("/index.html") > sizeof(full)) {
+    /*
+     * Relative to the root, which is the working directory: realpath()
+     * then only looks at the components under the root.
+     */
+    if (plen + 2 > sizeof(full)) {
         return -404;
     }
-    memcpy(full, srv->root, srv->root_len);
-    memcpy(full + srv->root_len, req->path, plen + 1);
+    full[0] = '.';
+    memcpy(full + 1, req->path, plen + 1);
     for (int tries = 0; tries < 2; tries++) {
         if (!realpath(full, canon)) {
             return -errno_status(errno);
@@ -654,13 +669,15 @@ static int open_target(Server *srv, Request *req, char *canon,
             return -301;
         }
         /* A directory: its index.html, resolved and checked again. */
-        size_t clen = strlen(canon);
+        const char *rel = canon + (srv->root_len > 1 ? srv->root_len : 0);
+        size_t rlen = strlen(rel);
 
-        if (clen + sizeof("/index.html") > sizeof(full)) {
+        if (rlen + 1 + sizeof("/index.html") > sizeof(full)) {
             return -404;
         }
-        memcpy(full, canon, clen);
-        memcpy(full + clen, "/index.html", sizeof("/index.html"));
+        full[0] = '.';
+        memcpy(full + 1, rel, rlen);
+        memcpy(full + 1 + rlen, "/index.html", sizeof("/index.html"));
     }
     return -404;
 }
@@ -1088,6 +1105,11 @@ static bool set_root(Server *srv, const char *dir)
     }
     if (!S_ISDIR(st.st_mode)) {
         fprintf(stderr, "httpd: cannot serve '%s': not a directory\n", dir);
+        return false;
+    }
+    if (chdir(srv->root) < 0) {
+        fprintf(stderr, "httpd: cannot enter '%s': %s\n", srv->root,
+                strerror(errno));
         return false;
     }
     srv->root_len = strlen(srv->root);

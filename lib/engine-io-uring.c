@@ -427,7 +427,9 @@ static void uring_prepare(UringEngine *ue)
  *
  * Submission is batched: a request's entry is filled at once and handed to
  * the kernel by the next io_uring_enter, the one wait() makes anyway (to
- * sleep, or with a zero timeout), together with the fd changes.
+ * sleep, or with a zero timeout), together with the fd changes; or as soon
+ * as the context's aio_max_batch entries wait, when that is set (0, the
+ * default, means one batch per loop iteration).
  */
 
 /* Give req a slot and a prepared entry; false when out of either. */
@@ -471,12 +473,18 @@ static int uring_file_submit(AioContext *ctx, AioFileReq *req)
 {
     UringEngine *ue = aio_engine_priv(ctx);
     UringFile *uf = &ue->file;
+    int64_t max_batch;
 
     if (uf->wait_head || !uring_file_start(ue, req)) {
         req->next = NULL;
         req->u.uring.where = URING_FILE_WAITING;
         *uf->wait_tail = req;
         uf->wait_tail = &req->next;
+        return 0;
+    }
+    max_batch = aio_load(&ctx->aio_max_batch);
+    if (max_batch > 0 && io_uring_sq_ready(&ue->ring) >= max_batch) {
+        io_uring_submit(&ue->ring);
     }
     return 0;
 }

@@ -121,6 +121,8 @@ struct AioFileState {
     unsigned unfinished;        /* requests whose callback has not run */
     LinuxAioState *laio;        /* atomic; aio_setup_linux_aio() */
     LuringState *luring;        /* atomic; aio_setup_linux_io_uring() */
+    AioFileReq *spare;          /* finished requests kept for reuse */
+    int nspare;
 };
 
 /* file-io.c */

@@ -33,6 +33,8 @@
 
 /* -EINTR / -EAGAIN resubmissions of one part before the error stands. */
 #define FILE_MAX_RETRIES 64
+/* Finished requests a context keeps for reuse (saves malloc and free). */
+#define FILE_SPARE_MAX 256
 
 static void file_cancel_async(BlockAIOCB *acb);
 static void file_bh(void *opaque);
@@ -253,6 +255,17 @@ static void req_finish(AioFileReq *req)
     req->rest = NULL;
     fs->unfinished--;
     req->finish(req, ret);
+    /*
+     * Nobody may take a reference once the callback has returned, so
+     * with only ours left the block can be reused.
+     */
+    if (aio_load_acquire(&req->common.refcnt) == 1 && !fs->destroying &&
+        fs->nspare < FILE_SPARE_MAX) {
+        req->next = fs->spare;
+        fs->spare = req;
+        fs->nspare++;
+        return;
+    }
     qemu_aio_unref(req);
 }
 
@@ -397,13 +410,25 @@ static AioFileReq *req_new(AioContext *ctx, int type, int fd,
                            BlockCompletionFunc *cb, void *opaque)
 {
     ssize_t size = type == QEMU_AIO_FLUSH ? 0 : iov_total(iov, iovcnt);
+    AioFileState *fs;
     AioFileReq *req;
 
     if (!ctx || size < 0) {
         return NULL;
     }
-    req = qemu_aio_get(&file_aiocb_info, NULL, cb, opaque);
-    req->fs = aio_file_state(ctx);
+    fs = aio_file_state(ctx);
+    req = fs->spare;
+    if (req) {
+        fs->spare = req->next;
+        fs->nspare--;
+        memset(req, 0, sizeof(*req));
+        req->common = (BlockAIOCB){ .aiocb_info = &file_aiocb_info,
+                                    .cb = cb, .opaque = opaque,
+                                    .refcnt = 1 };
+    } else {
+        req = qemu_aio_get(&file_aiocb_info, NULL, cb, opaque);
+    }
+    req->fs = fs;
     req->exec = exec ? exec : &engine_exec;
     req->exec_opaque = exec ? exec_opaque : ctx;
     req->finish = finish_cb;
@@ -666,6 +691,12 @@ void aio_file_destroy_ctx(AioContext *ctx)
     if (fs->unfinished) {
         fprintf(stderr, "libaioctx: %u file I/O requests never completed\n",
                 fs->unfinished);
+    }
+    while (fs->spare) {
+        AioFileReq *req = fs->spare;
+
+        fs->spare = req->next;
+        free(req);
     }
     qemu_bh_delete(fs->bh);
     aio_store_release(&ctx->file_state, NULL);

@@ -70,8 +70,11 @@ struct QEMUTimerListGroup {
     QEMUTimerListGroup **pprev;
 };
 
-/* Its address identifies the calling thread. */
-static __thread char thread_token;
+/*
+ * Its address identifies the calling thread.  initial-exec: one load, and
+ * no __tls_get_addr (which would make the library need ld.so by name).
+ */
+static __thread char thread_token __attribute__((tls_model("initial-exec")));
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static QEMUTimerListGroup *registry;

@@ -2,7 +2,9 @@
 /*
  * File I/O on every engine: random reads and writes checked byte for byte
  * against pread/pwrite, buffered and O_DIRECT, up to 128 requests in
- * flight under several batch sizes, end of file and short transfers,
+ * flight under several batch sizes, a thousand requests next to hundreds of
+ * ready fds (more completions than a CQ holds), end of file and short
+ * transfers,
  * fsync/fdatasync, misaligned O_DIRECT, refused arguments, cancellation
  * (the callback runs exactly once), destruction with requests in flight,
  * many contexts in many threads, the coroutine forms, laio_co_submit and
@@ -21,6 +23,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -475,6 +478,96 @@ START_TEST(test_qd128_batch_sizes)
         random_reads(ctx, &f, false, 256, 128, 60 + i);
     }
     tfile_close(&f);
+    aio_context_unref(ctx);
+}
+END_TEST
+
+/*
+ * Many ready fds and many file requests at once: more completions than
+ * an io_uring CQ holds (512).  Nothing is lost: every handler runs, every
+ * read completes right.
+ */
+#define NPAIRS 600
+#define NREADS 1000
+
+typedef struct Pair {
+    int sv[2];
+    int reads;
+} Pair;
+
+static void pair_read_cb(void *opaque)
+{
+    Pair *p = opaque;
+    char ch;
+
+    if (read(p->sv[0], &ch, 1) == 1) {
+        p->reads++;
+    }
+}
+
+START_TEST(test_fds_and_files_overflow_cq)
+{
+    AioContext *ctx = test_ctx_new();
+    Pair *pairs = calloc(NPAIRS, sizeof(*pairs));
+    Op *ops = calloc(NREADS, sizeof(*ops));
+    uint8_t *bufs = malloc((size_t)NREADS * 512);
+    struct rlimit rl;
+    int pending = 0, got = 0;
+    int64_t give_up = now_ns() + GIVE_UP_NS;
+    TFile f;
+
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur < 2 * NPAIRS + 64 && rl.rlim_max > rl.rlim_cur) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    tfile_open(&f, FSIZE, false, 17);
+    for (int i = 0; i < NPAIRS; i++) {
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+                                                 SOCK_CLOEXEC,
+                                    0, pairs[i].sv),
+                         0);
+        aio_set_fd_handler(ctx, pairs[i].sv[0], pair_read_cb, NULL, NULL,
+                           NULL, &pairs[i]);
+    }
+    aio_poll(ctx, false); /* the fds are watched */
+    for (int i = 0; i < NPAIRS; i++) {
+        ck_assert_int_eq(write(pairs[i].sv[1], "x", 1), 1);
+    }
+    for (int i = 0; i < NREADS; i++) {
+        ops[i] = (Op){ .pending = &pending, .len = 512,
+                       .off = (uint64_t)i * 1000, .buf = bufs + i * 512 };
+        ops[i].iov[0] = (struct iovec){ ops[i].buf, 512 };
+        pending++;
+        ck_assert_ptr_nonnull(aio_file_preadv(ctx, f.fd, ops[i].off,
+                                              ops[i].iov, 1, op_cb, &ops[i]));
+    }
+    while (pending > 0 || got < NPAIRS) {
+        ck_assert_msg(now_ns() < give_up, "%d reads pending, %d fds read",
+                      pending, got);
+        aio_poll(ctx, true);
+        got = 0;
+        for (int i = 0; i < NPAIRS; i++) {
+            got += pairs[i].reads;
+        }
+    }
+    ck_assert_int_eq(got, NPAIRS);
+    for (int i = 0; i < NREADS; i++) {
+        ck_assert_int_eq(ops[i].calls, 1);
+        ck_assert_int_eq(ops[i].ret, 512);
+        ck_assert(memcmp(ops[i].buf, f.shadow + ops[i].off, 512) == 0);
+    }
+    for (int i = 0; i < NPAIRS; i++) {
+        aio_set_fd_handler(ctx, pairs[i].sv[0], NULL, NULL, NULL, NULL,
+                           NULL);
+        close(pairs[i].sv[0]);
+        close(pairs[i].sv[1]);
+    }
+    aio_poll(ctx, false);
+    tfile_close(&f);
+    free(bufs);
+    free(ops);
+    free(pairs);
     aio_context_unref(ctx);
 }
 END_TEST
@@ -1355,6 +1448,7 @@ int main(void)
     tcase_add_test(tc, test_write_buffered);
     tcase_add_test(tc, test_write_direct);
     tcase_add_test(tc, test_qd128_batch_sizes);
+    tcase_add_test(tc, test_fds_and_files_overflow_cq);
     tcase_add_test(tc, test_eof_and_short_reads);
     tcase_add_test(tc, test_short_write);
     tcase_add_test(tc, test_fsync);

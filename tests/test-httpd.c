@@ -698,6 +698,23 @@ START_TEST(test_http10)
 }
 END_TEST
 
+/* The absolute form of the target names the same file. */
+START_TEST(test_absolute_form)
+{
+    static const char req[] = "GET http://t/sub/ HTTP/1.1\r\nHost: t\r\n"
+                              "Connection: close\r\n\r\n";
+    char resp[4096];
+    Httpd h;
+
+    httpd_start(&h);
+    raw_exchange(h.port, req, sizeof(req) - 1, resp, sizeof(resp));
+    assert_status_line(resp, 200);
+    ck_assert_msg(strstr(resp, "\r\n\r\n<!DOCTYPE html><p>sub index</p>\n"),
+                  "%s", resp);
+    httpd_stop(&h, SIGINT);
+}
+END_TEST
+
 /* A 405 with a body keeps the connection: the body is skipped. */
 START_TEST(test_request_body_skipped)
 {
@@ -803,6 +820,7 @@ static Suite *httpd_suite(bool curl_tests)
     tcase_add_test(tc, test_header_too_large);
     tcase_add_test(tc, test_pipelining_and_close);
     tcase_add_test(tc, test_http10);
+    tcase_add_test(tc, test_absolute_form);
     tcase_add_test(tc, test_request_body_skipped);
     tcase_add_test(tc, test_shutdown_with_connections);
     tcase_add_test(tc, test_help_and_errors);

@@ -8,12 +8,15 @@
  *
  *   io_uring    on the engine's own ring, next to its fd polls: requests
  *               are handed to the kernel in batches, once per loop
- *               iteration, and their completions are reaped with the fds'
- *               (at most 256 requests in the kernel per context; more wait
- *               in the context until slots free up);
- *   linux-aio   Linux native AIO (io_submit), completions signalled on an
- *               eventfd and read from the completion ring in user space
- *               (see aio_setup_linux_aio());
+ *               iteration (or every aio_max_batch requests when
+ *               aio_context_set_aio_params() set one), and their
+ *               completions are reaped with the fds' (at most 256 requests
+ *               in the kernel per context; more wait in the context until
+ *               slots free up);
+ *   linux-aio   Linux native AIO: io_submit() in batches of aio_max_batch
+ *               (default 32), completions signalled on an eventfd and read
+ *               from the completion ring in user space (see
+ *               aio_setup_linux_aio());
  *   poll, epoll the context's worker thread pool (preadv, pwritev, fsync,
  *               fdatasync in a worker; see aioctx/thread-pool.h).
  *

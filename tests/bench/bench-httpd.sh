@@ -61,10 +61,11 @@ head -c 1024 /dev/urandom >"$tmp/www/1k.bin"
 head -c 1048576 /dev/urandom >"$tmp/www/1m.bin"
 chmod 644 "$tmp/www/1k.bin" "$tmp/www/1m.bin"
 
-# A TCP port nobody listens on, from a fixed range.
+# A TCP port no socket uses (in any state: connections of the previous
+# run may still be closing), from a fixed range.
 free_port() {
     port=$1
-    while ss -Htln "sport = :$port" 2>/dev/null | grep -q .; do
+    while ss -Htan "sport = :$port" 2>/dev/null | grep -q .; do
         port=$((port + 1))
     done
     echo "$port"
