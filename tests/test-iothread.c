@@ -278,7 +278,7 @@ START_TEST(test_create_error)
     ck_assert_ptr_nonnull(err);
     ck_assert_ptr_nonnull(strstr(error_get_pretty(err), "no-such-engine"));
     error_free(err);
-    ck_assert_int_eq(proc_task_count(), base_tasks);
+    ck_assert_int_eq(proc_wait_count(proc_task_count, base_tasks, 2000), base_tasks);
     ck_assert_int_eq(proc_fd_count(), base_fds);
 }
 END_TEST
@@ -324,7 +324,7 @@ START_TEST(test_create_destroy_100_no_leak)
         }
         iothread_destroy(t);
     }
-    ck_assert_int_eq(proc_task_count(), base_tasks);
+    ck_assert_int_eq(proc_wait_count(proc_task_count, base_tasks, 2000), base_tasks);
     ck_assert_int_eq(proc_fd_count(), base_fds);
     ck_assert_int_eq(proc_task_count_named("io-churn"), 0);
 }

@@ -478,7 +478,7 @@ START_TEST(test_multi_thread_pool)
     ck_assert_int_gt(total, NUM_CO);
     fprintf(stderr, "# thread_pool: %d jobs from coroutines\n", total);
     /* Every IOThread and every pool worker is gone. */
-    ck_assert_int_eq(proc_task_count(), base);
+    ck_assert_int_eq(proc_wait_count(proc_task_count, base, 2000), base);
 }
 END_TEST
 

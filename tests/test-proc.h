@@ -105,7 +105,9 @@ static inline void proc_sleep_ms(int ms)
 
 /*
  * Wait (up to timeout_ms) until count() returns want; returns the last
- * value seen, so the caller asserts on it.
+ * value seen, so the caller asserts on it.  A joined thread can stay listed
+ * in /proc/self/task for a moment after pthread_join() returns, so thread
+ * counts are always read through this.
  */
 static inline int proc_wait_count(int (*count)(void), int want,
                                   int timeout_ms)

@@ -556,7 +556,7 @@ START_TEST(test_min_max_live)
     ctx_set_pool(ctx, 3, 4);
     ck_assert_int_eq(thread_pool_get_thread_count(pool), 3);
     ck_assert_int_eq(proc_wait_count(worker_count, 3, 5000), 3);
-    ck_assert_int_eq(proc_task_count(), base + 3);
+    ck_assert_int_eq(proc_wait_count(proc_task_count, base + 3, 2000), base + 3);
 
     /* Lowering max makes the surplus exit. */
     ctx_set_pool(ctx, 1, 1);
@@ -610,7 +610,7 @@ START_TEST(test_min_max_live)
     submit_counted(ctx, 2);
     free(log);
     aio_context_unref(ctx);
-    ck_assert_int_eq(proc_task_count(), base);
+    ck_assert_int_eq(proc_wait_count(proc_task_count, base, 2000), base);
 }
 END_TEST
 
@@ -686,7 +686,7 @@ START_TEST(test_destroy_with_work_queued)
     ck_assert_int_eq(log.resubmit_calls, 1);
     ck_assert_int_eq(log.resubmit_ret, -ECANCELED);
     ck_assert_int_eq(jobs_ran, 1);
-    ck_assert_int_eq(proc_task_count(), base_tasks);
+    ck_assert_int_eq(proc_wait_count(proc_task_count, base_tasks, 2000), base_tasks);
     ck_assert_int_eq(proc_fd_count(), base_fds);
 }
 END_TEST
@@ -740,7 +740,7 @@ START_TEST(test_pool_churn)
         ck_assert_int_eq(log->total, 40);
         free(log);
     }
-    ck_assert_int_eq(proc_task_count(), base_tasks);
+    ck_assert_int_eq(proc_wait_count(proc_task_count, base_tasks, 2000), base_tasks);
     ck_assert_int_eq(proc_fd_count(), base_fds);
 }
 END_TEST
