@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * libaioctx: the loop driver (what replaces glib's GSource).
+ * libaioctx: the loop driver: run, stop, signals and embedding (no glib).
  *
  *  - aio_context_run()/aio_context_stop(): run one context in the calling
  *    thread until someone, any thread or a signal handler, stops it;
