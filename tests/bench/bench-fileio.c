@@ -295,9 +295,9 @@ static W6Result run_raw_liburing(bool direct, int qd)
     uint8_t *bufs[W6_MAX_QD];
     uint64_t blocks[W6_MAX_QD], seed = 0x7654321 + qd, done = 0, done0 = 0;
     W6Result r = { 0 };
-    int64_t start = 0, end, cpu0 = 0, warm_end;
-    bool measuring = false;
-    int fd = w6_open(direct), ret;
+    int64_t start = 0, end = INT64_MAX, cpu0 = 0, warm_end;
+    bool measuring = false, stop = false;
+    int fd = w6_open(direct), ret, inflight = 0;
 
     if (fd < 0) {
         return r;
@@ -315,15 +315,29 @@ static W6Result run_raw_liburing(bool direct, int qd)
         blocks[i] = xorshift(&seed) % W6_BLOCKS;
         io_uring_prep_read(sqe, fd, bufs[i], W6_BLOCK, blocks[i] * W6_BLOCK);
         io_uring_sqe_set_data64(sqe, (uint64_t)i);
+        inflight++;
     }
     warm_end = bench_now_ns() + 100 * 1000000LL;
-    end = INT64_MAX;
-    for (;;) {
+    /* Until the end, then without resubmitting until nothing is in flight
+     * (the kernel writes into the buffers until then). */
+    while (inflight > 0) {
         struct io_uring_cqe *cqe;
         unsigned head, seen = 0;
         int64_t now;
 
         io_uring_submit_and_wait(&ring, 1);
+        now = bench_now_ns();
+        if (!measuring && now >= warm_end) {
+            measuring = true;
+            done0 = done;
+            cpu0 = cpu_ns();
+            start = now;
+            end = start + (int64_t)(w6_seconds * 1e9);
+        } else if (measuring && !stop && now >= end) {
+            stop = true;
+            r.cpu_ns_per_io = (double)(cpu_ns() - cpu0) / (double)(done - done0);
+            r.iops = (double)(done - done0) * 1e9 / (double)(now - start);
+        }
         io_uring_for_each_cqe(&ring, head, cqe) {
             int i = (int)io_uring_cqe_get_data64(cqe);
             struct io_uring_sqe *sqe;
@@ -333,27 +347,20 @@ static W6Result run_raw_liburing(bool direct, int qd)
             }
             done++;
             seen++;
+            inflight--;
+            if (stop) {
+                continue;
+            }
             blocks[i] = xorshift(&seed) % W6_BLOCKS;
             sqe = io_uring_get_sqe(&ring);
             io_uring_prep_read(sqe, fd, bufs[i], W6_BLOCK,
                                blocks[i] * W6_BLOCK);
             io_uring_sqe_set_data64(sqe, (uint64_t)i);
+            inflight++;
         }
         io_uring_cq_advance(&ring, seen);
-        now = bench_now_ns();
-        if (!measuring && now >= warm_end) {
-            measuring = true;
-            done0 = done;
-            cpu0 = cpu_ns();
-            start = now;
-            end = start + (int64_t)(w6_seconds * 1e9);
-        } else if (measuring && now >= end) {
-            r.cpu_ns_per_io = (double)(cpu_ns() - cpu0) / (double)(done - done0);
-            r.iops = (double)(done - done0) * 1e9 / (double)(now - start);
-            break;
-        }
     }
-    io_uring_queue_exit(&ring); /* waits for what is in flight */
+    io_uring_queue_exit(&ring);
     close(fd);
     for (int i = 0; i < qd; i++) {
         free(bufs[i]);
