@@ -826,7 +826,10 @@ static bool coroutine_fn serve_one(Conn *c)
         status = 405;
     }
     if (status) {
-        /* Errors in the head: answer and close, draining the client. */
+        /*
+         * An error answer.  Only a 405 whose body can be skipped keeps the
+         * connection; otherwise close, draining what the client sends.
+         */
         bool framed = status == 405 && r.content_length <= BODY_DISCARD_MAX;
 
         if (!framed) {

@@ -27,7 +27,7 @@
 static const size_t sizes[] = { 0, 1, (1 << 20) + 123, 8 << 20 };
 #define NSIZES (sizeof(sizes) / sizeof(sizes[0]))
 
-static char dir[4096];
+static char dir[1100];
 static bool direct_ok;
 
 /* ------------------------------------------------------------------ */
@@ -117,27 +117,46 @@ static bool probe_direct(const char *d)
     return fd >= 0;
 }
 
-static void dir_create(void)
+/*
+ * Each test's directory lives in one made and removed by the parent
+ * process (an unchecked fixture), since a failed test's process exits
+ * without running its checked teardown.
+ */
+static char top[1024];
+
+/* Unchecked fixture: TOP under $TMPDIR, or in the current directory when
+ * that filesystem refuses O_DIRECT (tmpfs) and the current one does not. */
+static void top_create(void)
 {
     const char *tmp = getenv("TMPDIR");
-    char cwd[2048];
+    char cwd[960];
 
-    snprintf(dir, sizeof(dir), "%s/aioctx-test-aio-copy-XXXXXX",
+    snprintf(top, sizeof(top), "%s/aioctx-test-aio-copy-XXXXXX",
              tmp && *tmp ? tmp : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    direct_ok = probe_direct(dir);
+    if (!mkdtemp(top)) {
+        perror("mkdtemp");
+        abort();
+    }
+    direct_ok = probe_direct(top);
     if (!direct_ok && getcwd(cwd, sizeof(cwd))) {
-        char alt[4096];
+        char alt[sizeof(top)];
 
         snprintf(alt, sizeof(alt), "%s/aioctx-test-aio-copy-XXXXXX", cwd);
         if (mkdtemp(alt) && probe_direct(alt)) {
-            rmdir(dir);
-            memcpy(dir, alt, sizeof(dir));
+            rmdir(top);
+            memcpy(top, alt, sizeof(top));
             direct_ok = true;
         } else {
             rmdir(alt);
         }
     }
+}
+
+/* Checked fixture: this test's directory. */
+static void dir_create(void)
+{
+    snprintf(dir, sizeof(dir), "%s/t-XXXXXX", top);
+    ck_assert_ptr_nonnull(mkdtemp(dir));
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag,
@@ -152,9 +171,12 @@ static int remove_entry(const char *path, const struct stat *st, int flag,
 
 static void dir_remove(void)
 {
-    if (dir[0]) {
-        nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    }
+    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void top_remove(void)
+{
+    nftw(top, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* ------------------------------------------------------------------ */
@@ -375,6 +397,7 @@ static Suite *aio_copy_suite(void)
     Suite *s = suite_create("aio-copy");
     TCase *tc = tcase_create("aio-copy");
 
+    tcase_add_unchecked_fixture(tc, top_create, top_remove);
     tcase_add_checked_fixture(tc, dir_create, dir_remove);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_copy_buffered);

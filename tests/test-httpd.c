@@ -38,8 +38,8 @@
 #define BIG_SIZE (1024 * 1024)
 #define SECRET "TOP-SECRET-7f3a"
 
-static char base[64];
-static char root[96];
+static char base[80];
+static char root[112];
 
 /* ------------------------------------------------------------------ */
 /* The served tree                                                     */
@@ -78,6 +78,31 @@ static unsigned char *big_content(void)
     return p;
 }
 
+/*
+ * The trees live in one directory made and removed by the parent process
+ * (an unchecked fixture), since a failed test's process exits without
+ * running its checked teardown.
+ */
+static char top[48];
+
+static void top_create(void)
+{
+    snprintf(top, sizeof(top), "/tmp/aioctx-test-httpd-XXXXXX");
+    if (!mkdtemp(top)) {
+        perror("mkdtemp");
+        abort();
+    }
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag,
+                        struct FTW *ftw);
+
+static void top_remove(void)
+{
+    nftw(top, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Checked fixture: this test's tree. */
 static void tree_create(void)
 {
     static const unsigned char png[] = { 0x89, 'P', 'N', 'G', '\r', '\n',
@@ -85,7 +110,7 @@ static void tree_create(void)
     unsigned char *big;
     char path[256];
 
-    snprintf(base, sizeof(base), "/tmp/aioctx-test-httpd-XXXXXX");
+    snprintf(base, sizeof(base), "%s/t-XXXXXX", top);
     ck_assert_ptr_nonnull(mkdtemp(base));
     snprintf(root, sizeof(root), "%s/www", base);
     ck_assert_int_eq(mkdir(root, 0755), 0);
@@ -127,6 +152,7 @@ static void tree_remove(void)
 {
     if (base[0]) {
         nftw(base, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        base[0] = '\0';
     }
 }
 
@@ -802,6 +828,7 @@ static Suite *httpd_suite(bool curl_tests)
 
     if (curl_tests) {
         tc = tcase_create("curl");
+        tcase_add_unchecked_fixture(tc, top_create, top_remove);
         tcase_add_checked_fixture(tc, tree_create, tree_remove);
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_get);
@@ -814,6 +841,7 @@ static Suite *httpd_suite(bool curl_tests)
     }
 
     tc = tcase_create("raw");
+    tcase_add_unchecked_fixture(tc, top_create, top_remove);
     tcase_add_checked_fixture(tc, tree_create, tree_remove);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_bad_request);

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,6 +45,7 @@ static inline int64_t spawn_now_ms(void)
 /* Start argv[0] with argv (NULL-terminated). */
 static inline void spawn_start(Spawn *sp, const char *const *argv)
 {
+    pid_t parent = getpid();
     int out[2], err[2];
 
     memset(sp, 0, sizeof(*sp));
@@ -53,6 +55,11 @@ static inline void spawn_start(Spawn *sp, const char *const *argv)
     sp->pid = fork();
     ck_assert_int_ge(sp->pid, 0);
     if (sp->pid == 0) {
+        /* A failed test exits without stopping it: die with the test. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) {
+            _exit(127);
+        }
         dup2(out[1], STDOUT_FILENO);
         dup2(err[1], STDERR_FILENO);
         signal(SIGPIPE, SIG_DFL);
