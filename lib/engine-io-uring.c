@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The "io_uring" engine: fd readiness through IORING_OP_POLL_ADD requests,
- * changes submitted in batches, sleeps with a nanosecond timeout.
+ * changes submitted in batches, sleeps with a nanosecond timeout; file I/O
+ * on a second ring (engine-io-uring-file.c).
  *
  * Ring: 256 submission entries (URING_SQ_ENTRIES); the kernel sizes the
  * completion queue at twice that (512).  More changes than fit in the SQ
@@ -9,7 +10,10 @@
  * the kernel's overflow backlog (IORING_FEAT_NODROP), which wait() flushes
  * and reaps.  If the kernel ever reports dropped completions (its overflow
  * counter moves) every watched fd is cancelled and armed again, so no
- * readiness is lost.
+ * readiness is lost.  The ring is single-issuer with deferred task work
+ * where the kernel has it (6.1): see uring_setup_flags and "ring
+ * ownership" below for what that buys and how a change of polling thread
+ * is handled.
  *
  * One-shot polls, armed again after every completion.  Multishot polls are
  * not used because they report edges: the kernel posts a completion when the
@@ -21,67 +25,38 @@
  * Lifetimes.  The engine keeps its own table of slots indexed by fd: the
  * handler seen at the last refresh, the events armed and a generation.
  * Every request's user_data is (generation << 32 | fd); internal requests
- * (cancellations, liburing's own timeouts) use an fd of all ones and are
- * ignored.  A completion whose generation is not the slot's current one is
- * stale and dropped.  update() runs in any thread and never touches the
- * ring (its submission side is single-threaded): it only puts the fd in a
- * "dirty" set guarded by the context's list lock.  wait(), in the home
- * thread, first refreshes every dirty slot from the live handler table
- * under that lock, cancelling the old request and queueing a new one.
- * Nodes named by slots are only dereferenced after that refresh, while the
- * caller's visitor count keeps deleted nodes from being freed, so a handler
- * freed between two waits is never touched.
+ * (cancellations, no-ops, liburing's own timeouts) use an fd of all ones
+ * and are ignored; the poll on the file ring's fd is URING_TAG_FILE.  A
+ * completion whose generation is not the slot's current one is stale and
+ * dropped.  update() runs in any thread and never touches the ring (its
+ * submission side is single-threaded): it only puts the fd in a "dirty"
+ * set guarded by the context's list lock.  wait(), in the home thread,
+ * first refreshes every dirty slot from the live handler table under that
+ * lock, cancelling the old request and queueing a new one.  Nodes named by
+ * slots are only dereferenced after that refresh, while the caller's
+ * visitor count keeps deleted nodes from being freed, so a handler freed
+ * between two waits is never touched.
  *
  * A removed handler's fd stays referenced by its in-flight poll until the
  * home thread's next wait (or aio_prepare) submits the cancellation; the
  * aio_notify() that follows every handler change makes that prompt when the
  * home thread is sleeping.
- *
- * File I/O runs on the same ring (see "file I/O" below): its requests use
- * a third kind of user_data, are prepared when submitted and handed to the
- * kernel with the fd changes by the next wait(), and their completions,
- * reaped with the polls', are reported from file_dispatch.
  */
 #include <errno.h>
-#include <liburing.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
-#include "aio-internal.h"
-#include "file-io-internal.h"
+#include "engine-io-uring.h"
 
 #define URING_SQ_ENTRIES 256
 #define URING_PROBE_ENTRIES 2
-/* The fd field of internal requests; liburing's timeouts (all ones) too. */
-#define URING_TAG_INTERNAL 0xffffffffu
-#define URING_DATA_INTERNAL UINT64_MAX
 /* CQ passes per wait when the overflow backlog keeps refilling it. */
 #define URING_REAP_ROUNDS 16
-/* The fd field of file I/O requests (no descriptor has it). */
-#define URING_TAG_FILE 0xfffffffeu
-/* File requests in the kernel at once, per context (half the CQ). */
-#define URING_FILE_SLOTS 256
-
-/* Where a file request is (AioFileReq.u.uring.where). */
-enum {
-    URING_FILE_WAITING = 1, /* on the wait list: no slot or entry yet */
-    URING_FILE_IN_RING,     /* has a slot: prepared or with the kernel */
-    URING_FILE_DONE,        /* on the done list, for file_dispatch */
-};
-
-typedef struct UringFile {
-    AioFileReq *slot[URING_FILE_SLOTS];
-    uint16_t gen[URING_FILE_SLOTS];
-    uint16_t free_slots[URING_FILE_SLOTS];
-    int nfree;
-    AioFileReq *wait_head; /* FIFO */
-    AioFileReq **wait_tail;
-    AioFileReq *done_head; /* FIFO */
-    AioFileReq **done_tail;
-    int ndone;
-} UringFile;
 
 typedef struct UringSlot {
     AioHandler *node; /* handler at the last refresh (may be stale later) */
@@ -95,6 +70,9 @@ typedef struct UringSlot {
 typedef struct UringEngine {
     struct io_uring ring;
     unsigned overflow_seen; /* the kernel's dropped-CQE counter */
+    bool enabled;           /* an R_DISABLED ring was enabled */
+    bool deferred;          /* DEFER_TASKRUN: see uring_pollfd() */
+    bool want_plain;        /* atomic: pollfd() asked for a ring without */
 
     /* Home thread only. */
     UringSlot *slots;
@@ -143,16 +121,6 @@ static void *array_grow(void *array, int *cap, int need, size_t size)
 
 /* ---- probe, init, destroy ---- */
 
-static void uring_file_init(UringFile *uf)
-{
-    for (int i = 0; i < URING_FILE_SLOTS; i++) {
-        uf->free_slots[i] = (uint16_t)(URING_FILE_SLOTS - 1 - i);
-    }
-    uf->nfree = URING_FILE_SLOTS;
-    uf->wait_tail = &uf->wait_head;
-    uf->done_tail = &uf->done_head;
-}
-
 static int uring_probe(void)
 {
     struct io_uring ring;
@@ -165,24 +133,66 @@ static int uring_probe(void)
     return 0;
 }
 
+/*
+ * Ring flags, best first; a kernel that does not know one says EINVAL.
+ *
+ * SINGLE_ISSUER + DEFER_TASKRUN (6.1): completions are not pushed at the
+ * loop's thread while it runs callbacks (every read() and write() would
+ * return through io_uring's task work); they are all done in one go when
+ * the thread next enters the ring to wait.  The price: only one thread may
+ * enter the ring.  The ring starts disabled (R_DISABLED) and the first
+ * thread that enters it, the home thread, enables it and owns it; if
+ * another thread later polls the context, uring_take_over() moves
+ * everything to a new ring that thread owns.
+ * COOP_TASKRUN (5.19), the fallback: no IPI to a thread running callbacks;
+ * the work is done at its next system call, and a sleeping thread (in
+ * io_uring_enter, or in a foreign loop's poll() on the ring fd) is woken.
+ * TASKRUN_FLAG: the kernel says when such work waits, so that a
+ * zero-timeout wait enters the kernel to run it.
+ * SUBMIT_ALL (5.18): a bad entry does not stop the rest of the batch.
+ */
+static const unsigned uring_setup_flags[] = {
+    IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
+        IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG |
+        IORING_SETUP_R_DISABLED,
+    IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
+        IORING_SETUP_TASKRUN_FLAG,
+    IORING_SETUP_SUBMIT_ALL,
+    0,
+};
+
+/*
+ * A ring with the best flags the kernel takes (without DEFER_TASKRUN if
+ * plain); a negative errno if none.
+ */
+static int uring_ring_new(struct io_uring *ring, bool plain)
+{
+    size_t n = sizeof(uring_setup_flags) / sizeof(uring_setup_flags[0]);
+    struct io_uring_params params;
+    int ret = -EINVAL;
+
+    for (size_t i = 0; ret == -EINVAL && i < n; i++) {
+        if (plain && (uring_setup_flags[i] & IORING_SETUP_DEFER_TASKRUN)) {
+            continue;
+        }
+        memset(&params, 0, sizeof(params));
+        params.flags = uring_setup_flags[i];
+        ret = io_uring_queue_init_params(URING_SQ_ENTRIES, ring, &params);
+    }
+    return ret;
+}
+
 static int uring_init(AioContext *ctx, Error **errp)
 {
     UringEngine *ue = aio_engine_priv(ctx);
-    struct io_uring_params params = { .flags = IORING_SETUP_SUBMIT_ALL };
-    int ret;
+    int ret = uring_ring_new(&ue->ring, false);
 
-    ret = io_uring_queue_init_params(URING_SQ_ENTRIES, &ue->ring, &params);
-    if (ret == -EINVAL) {
-        /* Kernels before 5.18 stop a batch at its first bad entry. */
-        memset(&params, 0, sizeof(params));
-        ret = io_uring_queue_init_params(URING_SQ_ENTRIES, &ue->ring,
-                                         &params);
-    }
     if (ret < 0) {
         error_setg_errno(errp, -ret, "io_uring");
         return ret;
     }
     ue->overflow_seen = aio_load(ue->ring.cq.koverflow);
+    ue->deferred = ue->ring.flags & IORING_SETUP_DEFER_TASKRUN;
     uring_file_init(&ue->file);
     return 0;
 }
@@ -192,6 +202,7 @@ static void uring_destroy(AioContext *ctx)
     UringEngine *ue = aio_engine_priv(ctx);
 
     io_uring_queue_exit(&ue->ring);
+    uring_file_destroy(&ue->file);
     free(ue->slots);
     free(ue->arms);
     free(ue->cancels);
@@ -357,12 +368,16 @@ static void uring_drain_dirty(AioContext *ctx, UringEngine *ue)
 
 /* ---- submission ---- */
 
+static int uring_enter(UringEngine *ue, int64_t timeout_ns);
+static int uring_enable(struct io_uring *ring);
+static int uring_take_over(UringEngine *ue, bool plain);
+
 static struct io_uring_sqe *uring_get_sqe(UringEngine *ue)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&ue->ring);
 
     if (!sqe) {
-        io_uring_submit(&ue->ring); /* SQ full: hand over what is there */
+        uring_enter(ue, 0); /* SQ full: hand over what is there */
         sqe = io_uring_get_sqe(&ue->ring);
     }
     return sqe;
@@ -413,193 +428,60 @@ static void uring_prepare(UringEngine *ue)
     list_shift(ue->arms, &ue->narm, i, sizeof(*ue->arms));
 }
 
-/* ---- file I/O ---- */
-
-/*
- * A file request's user_data is (tag << 32 | URING_TAG_FILE), tag being its
- * slot's generation << 16 | the slot's index: a completion finds its
- * request at once, and a cancellation aimed at a request that has finished
- * cannot hit the slot's next user.  At most URING_FILE_SLOTS requests hold
- * slots (prepared, or with the kernel); more wait in a FIFO and get slots
- * as completions free them.  So file completions alone never fill the CQ
- * (512 entries); with poll completions on top, the kernel keeps the excess
- * in its overflow backlog (IORING_FEAT_NODROP), which uring_reap() flushes.
- *
- * Submission is batched: a request's entry is filled at once and handed to
- * the kernel by the next io_uring_enter, the one wait() makes anyway (to
- * sleep, or with a zero timeout), together with the fd changes; or as soon
- * as the context's aio_max_batch entries wait, when that is set (0, the
- * default, means one batch per loop iteration).
- */
-
-/* Give req a slot and a prepared entry; false when out of either. */
-static bool uring_file_start(UringEngine *ue, AioFileReq *req)
-{
-    UringFile *uf = &ue->file;
-    struct io_uring_sqe *sqe;
-    unsigned idx;
-
-    if (!uf->nfree) {
-        return false;
-    }
-    sqe = uring_get_sqe(ue);
-    if (!sqe) {
-        return false;
-    }
-    idx = uf->free_slots[--uf->nfree];
-    uf->slot[idx] = req;
-    req->u.uring.tag = (uint32_t)uf->gen[idx] << 16 | idx;
-    req->u.uring.where = URING_FILE_IN_RING;
-    aio_file_uring_prep(sqe, req);
-    io_uring_sqe_set_data64(sqe, (uint64_t)req->u.uring.tag << 32 |
-                                     URING_TAG_FILE);
-    return true;
-}
-
-static void uring_file_start_waiting(UringEngine *ue)
-{
-    UringFile *uf = &ue->file;
-    AioFileReq *req;
-
-    while ((req = uf->wait_head) && uring_file_start(ue, req)) {
-        uf->wait_head = req->next;
-        if (!uf->wait_head) {
-            uf->wait_tail = &uf->wait_head;
-        }
-    }
-}
+/* ---- file I/O: engine-io-uring-file.c, woken through the main ring ---- */
 
 static int uring_file_submit(AioContext *ctx, AioFileReq *req)
 {
     UringEngine *ue = aio_engine_priv(ctx);
-    UringFile *uf = &ue->file;
-    int64_t max_batch;
 
-    if (uf->wait_head || !uring_file_start(ue, req)) {
-        req->next = NULL;
-        req->u.uring.where = URING_FILE_WAITING;
-        *uf->wait_tail = req;
-        uf->wait_tail = &req->next;
-        return 0;
-    }
-    max_batch = aio_load(&ctx->aio_max_batch);
-    if (max_batch > 0 && io_uring_sq_ready(&ue->ring) >= max_batch) {
-        io_uring_submit(&ue->ring);
-    }
-    return 0;
+    return uring_file_start_req(&ue->file, req,
+                                aio_load(&ctx->aio_max_batch));
 }
 
 static void uring_file_cancel(AioContext *ctx, AioFileReq *req)
 {
     UringEngine *ue = aio_engine_priv(ctx);
-    UringFile *uf = &ue->file;
-    struct io_uring_sqe *sqe;
-    AioFileReq **p;
 
-    switch (req->u.uring.where) {
-    case URING_FILE_WAITING:
-        for (p = &uf->wait_head; *p != req; p = &(*p)->next) {
-            continue;
-        }
-        *p = req->next;
-        if (!*p) {
-            uf->wait_tail = p;
-        }
-        req->u.uring.where = 0;
-        aio_file_req_done(req, -ECANCELED);
-        break;
-    case URING_FILE_IN_RING:
-        sqe = uring_get_sqe(ue);
-        if (!sqe) {
-            break; /* best effort: it completes normally */
-        }
-        io_uring_prep_cancel64(sqe, (uint64_t)req->u.uring.tag << 32 |
-                                        URING_TAG_FILE, 0);
-        io_uring_sqe_set_data64(sqe, URING_DATA_INTERNAL);
-        break;
-    default:
-        break; /* already done: file_dispatch reports it */
-    }
-}
-
-/* A file request's CQE; returns 1 when it completed a request. */
-static int uring_file_complete(UringEngine *ue, uint32_t tag, int res)
-{
-    UringFile *uf = &ue->file;
-    unsigned idx = tag & 0xffff;
-    AioFileReq *req;
-
-    if (idx >= URING_FILE_SLOTS) {
-        return 0;
-    }
-    req = uf->slot[idx];
-    if (!req || req->u.uring.tag != tag) {
-        return 0;
-    }
-    uf->slot[idx] = NULL;
-    uf->gen[idx]++;
-    uf->free_slots[uf->nfree++] = (uint16_t)idx;
-    req->u.uring.res = res;
-    req->u.uring.where = URING_FILE_DONE;
-    req->next = NULL;
-    *uf->done_tail = req;
-    uf->done_tail = &req->next;
-    uf->ndone++;
-    return 1;
-}
-
-/*
- * Whether file I/O needs wait(): completions to report, entries to hand
- * over, or a file completion in the CQ (looked for without consuming, so
- * busy-polling stops for it but not for poll completions, see
- * uring_need_wait()).
- */
-static bool uring_file_need_wait(UringEngine *ue)
-{
-    UringFile *uf = &ue->file;
-    struct io_uring_cqe *cqe;
-    unsigned head;
-
-    if (uf->ndone || io_uring_sq_ready(&ue->ring) ||
-        (uf->wait_head && uf->nfree)) {
-        return true;
-    }
-    if (uf->nfree == URING_FILE_SLOTS) {
-        return false; /* nothing in flight */
-    }
-    io_uring_for_each_cqe(&ue->ring, head, cqe) {
-        if ((uint32_t)io_uring_cqe_get_data64(cqe) == URING_TAG_FILE) {
-            return true;
-        }
-    }
-    return io_uring_cq_has_overflow(&ue->ring);
+    uring_file_cancel_req(&ue->file, req);
 }
 
 static bool uring_file_dispatch(AioContext *ctx)
 {
     UringEngine *ue = aio_engine_priv(ctx);
-    UringFile *uf = &ue->file;
-    AioFileReq *req;
-    bool progress = false;
 
-    /* One at a time: a callback may nest aio_poll(), which goes on here. */
-    while ((req = uf->done_head)) {
-        uf->done_head = req->next;
-        if (!uf->done_head) {
-            uf->done_tail = &uf->done_head;
-        }
-        uf->ndone--;
-        req->u.uring.where = 0;
-        aio_file_req_done(req, req->u.uring.res);
-        progress = true;
+    return uring_file_report(&ue->file);
+}
+
+/* A no-op request: its completion makes the ring fd readable. */
+static void uring_post_nop(UringEngine *ue)
+{
+    struct io_uring_sqe *sqe = uring_get_sqe(ue);
+
+    if (sqe) {
+        io_uring_prep_nop(sqe);
+        io_uring_sqe_set_data64(sqe, URING_DATA_INTERNAL);
     }
-    return progress;
+}
+
+/* While file requests are in flight, the main ring polls the file ring. */
+static void uring_file_arm(UringEngine *ue)
+{
+    struct io_uring_sqe *sqe;
+
+    if (ue->file.polled || !uring_file_busy(&ue->file)) {
+        return;
+    }
+    sqe = uring_get_sqe(ue);
+    if (sqe) {
+        io_uring_prep_poll_add(sqe, ue->file.ring.ring_fd, POLLIN);
+        io_uring_sqe_set_data64(sqe, URING_TAG_FILE);
+        ue->file.polled = true;
+    }
 }
 
 /* ---- completion ---- */
 
-/* Handle one CQE; returns 1 if a handler became ready or a file request
- * completed. */
+/* Handle one CQE; returns 1 if a handler became ready. */
 static int uring_complete(UringEngine *ue, AioReadyList *ready,
                           const struct io_uring_cqe *cqe)
 {
@@ -608,8 +490,9 @@ static int uring_complete(UringEngine *ue, AioReadyList *ready,
     UringSlot *slot;
     unsigned runs;
 
-    if (fd == URING_TAG_FILE) {
-        return uring_file_complete(ue, (uint32_t)(data >> 32), cqe->res);
+    if (data == URING_TAG_FILE) {
+        ue->file.polled = false; /* the file ring has completions */
+        return 0;
     }
     if (fd == URING_TAG_INTERNAL || fd >= (uint32_t)ue->nslots) {
         return 0;
@@ -660,19 +543,124 @@ static int uring_reap(UringEngine *ue, AioReadyList *ready)
     if (dropped != ue->overflow_seen) {
         ue->overflow_seen = dropped;
         aio_store(&ue->resync, true); /* completions were lost */
-        if (ue->file.nfree < URING_FILE_SLOTS) {
-            fprintf(stderr, "libaioctx: io_uring dropped completions (the "
-                            "kernel could not queue them); file requests "
-                            "in flight may never complete\n");
-        }
+        ue->file.polled = false;
     }
     return found;
+}
+
+/* ---- ring ownership ---- */
+
+/*
+ * The kernel lets one thread only submit to and wait on the main ring (see
+ * uring_setup_flags).  When another thread polls the context (the owner
+ * exited, or handed the context on), uring_take_over() gives the context a
+ * new main ring owned by the caller.  Nothing there needs to move: the
+ * main ring holds only polls (and their cancellations), and every watched
+ * fd is armed again on the new ring with a new generation; file requests
+ * live in the file ring, which any thread may use.  The ring fd number
+ * stays the same (aio_context_get_pollfd() promises it): the new ring is
+ * moved onto it with dup3().
+ */
+static int uring_enable(struct io_uring *ring)
+{
+    if (syscall(__NR_io_uring_register, ring->ring_fd,
+                IORING_REGISTER_ENABLE_RINGS, NULL, 0) < 0) {
+        return -errno;
+    }
+    return 0;
+}
+
+/* Put ring on the fd number of old's ring. */
+static int uring_swap_fd(struct io_uring *ring, const struct io_uring *old)
+{
+    if (dup3(ring->ring_fd, old->ring_fd, O_CLOEXEC) < 0) {
+        return -errno;
+    }
+    close(ring->ring_fd);
+    ring->ring_fd = ring->enter_ring_fd = old->ring_fd;
+    return 0;
+}
+
+/* A new main ring for the calling thread; plain: without DEFER_TASKRUN. */
+static int uring_take_over(UringEngine *ue, bool plain)
+{
+    struct io_uring old = ue->ring;
+    int ret = uring_ring_new(&ue->ring, plain);
+
+    if (ret < 0) {
+        ue->ring = old;
+        return ret;
+    }
+    if (ue->ring.flags & IORING_SETUP_R_DISABLED) {
+        ret = uring_enable(&ue->ring);
+    }
+    if (ret == 0) {
+        ret = uring_swap_fd(&ue->ring, &old);
+    }
+    if (ret < 0) {
+        io_uring_queue_exit(&ue->ring);
+        ue->ring = old;
+        return ret;
+    }
+    old.ring_fd = old.enter_ring_fd = -1;
+    io_uring_queue_exit(&old); /* unmaps; its fd number is the new ring's */
+    ue->enabled = true;
+    ue->deferred = ue->ring.flags & IORING_SETUP_DEFER_TASKRUN;
+    ue->overflow_seen = aio_load(ue->ring.cq.koverflow);
+    for (int fd = 0; fd < ue->nslots; fd++) {
+        UringSlot *slot = &ue->slots[fd];
+
+        if (slot->armed) {
+            slot->armed = false;
+            slot->gen++;
+            uring_queue_arm(ue, fd); /* the next wait() prepares it */
+        }
+    }
+    ue->file.polled = false;
+    return 0;
+}
+
+/* ---- embedding ---- */
+
+/*
+ * The descriptor a foreign loop sleeps on: the ring's, readable while
+ * completions wait in its CQ.  With DEFER_TASKRUN a poll that fires only
+ * queues work for the owner to do when it next waits, and nothing wakes a
+ * poll() on the ring fd (nor reliably a registered eventfd).  So asking
+ * for the descriptor makes the home thread's next flush or wait move to a
+ * ring without DEFER_TASKRUN (uring_take_over(), which keeps the number).
+ * Any thread; the same descriptor for the context's life.
+ */
+static int uring_pollfd(AioContext *ctx)
+{
+    UringEngine *ue = aio_engine_priv(ctx);
+
+    if (ue->deferred) {
+        aio_store(&ue->want_plain, true);
+    }
+    return ue->ring.ring_fd;
+}
+
+/* Home thread, before the ring is used: honour uring_pollfd(). */
+static void uring_check_plain(UringEngine *ue)
+{
+    int ret;
+
+    if (!ue->deferred || !aio_load(&ue->want_plain)) {
+        return;
+    }
+    ret = uring_take_over(ue, true);
+    if (ret < 0) {
+        fprintf(stderr, "libaioctx: io_uring: cannot make a ring a foreign "
+                        "loop can poll: %s\n", strerror(-ret));
+        aio_store(&ue->want_plain, false);
+    }
 }
 
 /* ---- wait ---- */
 
 /* Submit what is prepared and wait up to timeout_ns for one completion. */
-static int uring_enter(UringEngine *ue, int64_t timeout_ns)
+static int uring_enter_once(UringEngine *ue, int64_t timeout_ns)
 {
     struct __kernel_timespec ts;
     struct io_uring_cqe *cqe;
@@ -686,6 +674,31 @@ static int uring_enter(UringEngine *ue, int64_t timeout_ns)
     ts.tv_sec = timeout_ns / 1000000000LL;
     ts.tv_nsec = timeout_ns % 1000000000LL;
     return io_uring_submit_and_wait_timeout(&ue->ring, &cqe, 1, &ts, NULL);
+}
+
+/*
+ * Every entry into the kernel: the first one enables a ring made disabled
+ * (so the thread that first polls owns it), and one refused because another
+ * thread owns the ring moves to a ring of the caller's own.
+ */
+static int uring_enter(UringEngine *ue, int64_t timeout_ns)
+{
+    int ret = uring_enter_once(ue, timeout_ns);
+
+    if (ret == -EBADFD && !ue->enabled) {
+        ret = uring_enable(&ue->ring);
+        ue->enabled = ret == 0;
+        return ret < 0 ? ret : uring_enter_once(ue, timeout_ns);
+    }
+    if (ret == -EEXIST) {
+        /*
+         * Nothing is armed on the new ring yet: return without sleeping,
+         * and wait() goes round again to arm everything first.
+         */
+        ret = uring_take_over(ue, false);
+        return ret < 0 ? ret : -EAGAIN;
+    }
+    return ret;
 }
 
 static bool uring_transient(int ret)
@@ -706,14 +719,17 @@ static int uring_wait(AioContext *ctx, AioReadyList *ready,
     if (pending) {
         timeout_ns = 0;
     }
+    uring_check_plain(ue);
     deadline = timeout_ns > 0 ? aio_now_ns() + timeout_ns : 0;
     left = timeout_ns;
     for (;;) {
         uring_drain_dirty(ctx, ue); /* also a resync the last reap asked */
-        uring_file_start_waiting(ue);
+        found += uring_file_kick(&ue->file);
+        uring_file_arm(ue);
         uring_prepare(ue);
-        ret = uring_enter(ue, left);
+        ret = uring_enter(ue, found ? 0 : left);
         found += uring_reap(ue, ready);
+        found += uring_file_kick(&ue->file);
         if (found || timeout_ns == 0 || !uring_transient(ret)) {
             break;
         }
@@ -750,7 +766,7 @@ static void uring_file_drain(AioContext *ctx)
     uf->wait_tail = &uf->wait_head;
     lockcnt_inc(&ctx->list_lock);
     uring_file_dispatch(ctx);
-    while (uf->nfree < URING_FILE_SLOTS) {
+    while (uring_file_busy(uf)) {
         if (uring_wait(ctx, &ready, -1) < 0) {
             break;
         }
@@ -775,24 +791,25 @@ static bool uring_need_wait(AioContext *ctx)
 {
     UringEngine *ue = aio_engine_priv(ctx);
 
-    return aio_poll_disabled(ctx) || uring_file_need_wait(ue);
-}
-
-static int uring_pollfd(AioContext *ctx)
-{
-    UringEngine *ue = aio_engine_priv(ctx);
-
-    return ue->ring.ring_fd; /* readable while CQEs are pending */
+    return aio_poll_disabled(ctx) || uring_file_need_wait(&ue->file);
 }
 
 static void uring_flush(AioContext *ctx)
 {
     UringEngine *ue = aio_engine_priv(ctx);
 
+    uring_check_plain(ue);
     uring_drain_dirty(ctx, ue);
-    uring_file_start_waiting(ue);
-    uring_prepare(ue);
-    io_uring_submit(&ue->ring);
+    if (uring_file_kick(&ue->file)) {
+        uring_post_nop(ue); /* they wait for file_dispatch: stay readable */
+    }
+    for (int i = 0; i < 2; i++) {
+        uring_file_arm(ue);
+        uring_prepare(ue);
+        if (uring_enter(ue, 0) != -EAGAIN) {
+            break; /* else a new ring (uring_enter): arm it too */
+        }
+    }
 }
 
 const AioEngineOps aio_engine_io_uring = {

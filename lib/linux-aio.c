@@ -298,6 +298,11 @@ static void laio_submit_queue(LinuxAioState *s)
             laio_fail_head(s, ret);
             continue;
         }
+        if (ret == 0) {
+            /* Not expected for n > 0: try again from the bottom half. */
+            qemu_bh_schedule(s->bh);
+            return;
+        }
         for (int i = 0; i < ret; i++) {
             laio_queue_pop(s);
         }

@@ -10,13 +10,15 @@
  * many contexts in many threads, the coroutine forms, laio_co_submit and
  * luring_co_submit.  Then, in children under seccomp filters: the whole
  * suite again on the epoll fallback when io_uring_setup is refused, the
- * whole suite on linux-aio when io_submit refuses batches with EAGAIN, and
- * requests that stay queued (not failed) while io_submit always does.
+ * whole suite on linux-aio when io_submit refuses batches with EAGAIN,
+ * requests that stay queued (not failed) while io_submit always does, and
+ * io_setup refused with EAGAIN (linux-aio an Error, epoll still working).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <linux/aio_abi.h>
 #include <pthread.h>
 #include <signal.h>
@@ -1025,6 +1027,185 @@ START_TEST(test_many_contexts)
 }
 END_TEST
 
+/* ---- the polling thread changes; embedding with requests in flight ---- */
+
+#define HANDOVER_OPS 8
+
+typedef struct Handover {
+    AioContext *ctx;
+    TFile *f;
+    Op ops[HANDOVER_OPS];
+    int pending;
+    int pipe_fds[2];
+    int reads;
+} Handover;
+
+static void handover_fd_cb(void *opaque)
+{
+    Handover *h = opaque;
+    char c;
+
+    if (read(h->pipe_fds[0], &c, 1) == 1) {
+        h->reads++;
+    }
+}
+
+/* Submit HANDOVER_OPS 4 KiB-aligned reads (O_DIRECT when the file has it). */
+static void handover_submit(Handover *h, uint64_t seed)
+{
+    int fd = h->f->dfd >= 0 ? h->f->dfd : h->f->fd;
+
+    for (int i = 0; i < HANDOVER_OPS; i++) {
+        Op *op = &h->ops[i];
+
+        *op = (Op){ .pending = &h->pending, .len = 4 * BLK };
+        op->buf = alloc_aligned(op->len);
+        op->off = BLK * (rnd(&seed) % (h->f->size / BLK - 4));
+        op->iov[0] = (struct iovec){ op->buf, op->len };
+        h->pending++;
+        ck_assert_ptr_nonnull(aio_file_preadv(h->ctx, fd, op->off, op->iov, 1,
+                                              op_cb, op));
+    }
+}
+
+/*
+ * Every read ran its callback once, with the right bytes, in this thread
+ * (or in *also, the thread that polled when they were submitted).
+ */
+static void handover_check(Handover *h, const pthread_t *also)
+{
+    for (int i = 0; i < HANDOVER_OPS; i++) {
+        Op *op = &h->ops[i];
+
+        ck_assert_int_eq(op->calls, 1);
+        ck_assert_int_eq(op->ret, (int)op->len);
+        ck_assert(pthread_equal(op->thread, pthread_self()) ||
+                  (also && pthread_equal(op->thread, *also)));
+        ck_assert_mem_eq(op->buf, h->f->shadow + op->off, op->len);
+        free(op->buf);
+    }
+}
+
+static void handover_bh(void *opaque)
+{
+    (*(int *)opaque)++;
+}
+
+/* The first polling thread: an fd event, then reads left in flight. */
+static void *handover_first(void *opaque)
+{
+    Handover *h = opaque;
+    int64_t give_up = now_ns() + GIVE_UP_NS;
+
+    ck_assert_int_eq(write(h->pipe_fds[1], "x", 1), 1);
+    while (h->reads < 1 && now_ns() < give_up) {
+        aio_poll(h->ctx, true);
+    }
+    handover_submit(h, 77);
+    aio_poll(h->ctx, false); /* hands them to the kernel */
+    return NULL;
+}
+
+/*
+ * A thread polls the context, submits reads and exits before they
+ * complete; another thread then polls it: the reads complete there, once
+ * each, and fds, bottom halves and new reads keep working.
+ */
+START_TEST(test_polling_thread_changes)
+{
+    Handover h = { .ctx = test_ctx_new() };
+    int bh_runs = 0;
+    pthread_t t;
+    TFile f;
+
+    if (!tfile_open(&f, FSIZE, true, 21)) {
+        tfile_open(&f, FSIZE, false, 21);
+    }
+    h.f = &f;
+    ck_assert_int_eq(pipe2(h.pipe_fds, O_CLOEXEC | O_NONBLOCK), 0);
+    aio_set_fd_handler(h.ctx, h.pipe_fds[0], handover_fd_cb, NULL, NULL, NULL,
+                       &h);
+    ck_assert_int_eq(pthread_create(&t, NULL, handover_first, &h), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    ck_assert_int_eq(h.reads, 1);
+
+    poll_until_zero(h.ctx, &h.pending);
+    handover_check(&h, &t);
+
+    ck_assert_int_eq(write(h.pipe_fds[1], "y", 1), 1);
+    for (int i = 0; i < 1000 && h.reads < 2; i++) {
+        aio_poll(h.ctx, true);
+    }
+    ck_assert_int_eq(h.reads, 2);
+    aio_bh_schedule_oneshot(h.ctx, handover_bh, &bh_runs);
+    aio_poll(h.ctx, true);
+    ck_assert_int_eq(bh_runs, 1);
+    handover_submit(&h, 78);
+    poll_until_zero(h.ctx, &h.pending);
+    handover_check(&h, NULL);
+
+    aio_set_fd_handler(h.ctx, h.pipe_fds[0], NULL, NULL, NULL, NULL, NULL);
+    aio_context_unref(h.ctx);
+    close(h.pipe_fds[0]);
+    close(h.pipe_fds[1]);
+    tfile_close(&f);
+}
+END_TEST
+
+/* One turn of a foreign poll() loop on the context's descriptor. */
+static bool foreign_turn(AioContext *ctx, int fd)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    int64_t ns = aio_prepare(ctx) ? 0 : aio_compute_timeout(ctx);
+    int ms = ns < 0 ? 10000 : (int)((ns + 999999) / 1000000);
+    int ret;
+
+    do {
+        ret = poll(&pfd, 1, ms);
+    } while (ret < 0 && errno == EINTR);
+    aio_dispatch(ctx);
+    return ret > 0 || ms == 0;
+}
+
+/*
+ * The descriptor for a foreign loop is asked for while reads are in
+ * flight: they complete once each, and the descriptor (the same number
+ * throughout) wakes the loop for them and for later reads.
+ */
+START_TEST(test_pollfd_with_requests_in_flight)
+{
+    Handover h = { .ctx = test_ctx_new() };
+    int fd, timeouts = 0;
+    TFile f;
+
+    if (!tfile_open(&f, FSIZE, true, 22)) {
+        tfile_open(&f, FSIZE, false, 22);
+    }
+    h.f = &f;
+    handover_submit(&h, 79);
+    aio_poll(h.ctx, false);
+    fd = aio_context_get_pollfd(h.ctx);
+    ck_assert_int_ge(fd, 0);
+    for (int i = 0; i < 1000 && h.pending; i++) {
+        timeouts += !foreign_turn(h.ctx, fd);
+    }
+    ck_assert_int_eq(h.pending, 0);
+    ck_assert_int_eq(timeouts, 0);
+    handover_check(&h, NULL);
+
+    handover_submit(&h, 80);
+    for (int i = 0; i < 1000 && h.pending; i++) {
+        timeouts += !foreign_turn(h.ctx, fd);
+    }
+    ck_assert_int_eq(h.pending, 0);
+    ck_assert_int_eq(timeouts, 0);
+    handover_check(&h, NULL);
+    ck_assert_int_eq(aio_context_get_pollfd(h.ctx), fd);
+    aio_context_unref(h.ctx);
+    tfile_close(&f);
+}
+END_TEST
+
 /* ---- the coroutine forms ---- */
 
 typedef struct CoCase {
@@ -1400,6 +1581,231 @@ START_TEST(test_io_submit_always_eagain)
 }
 END_TEST
 
+/*
+ * io_setup for any events says EAGAIN (as when fs.aio-max-nr is used up);
+ * the probe's io_setup(0) still says EINVAL, so linux-aio looks available.
+ * In a child: asking for linux-aio is an Error naming the engine and the
+ * cause, other contexts are still made, and aio_setup_linux_aio() on an
+ * epoll context fails cleanly, leaving file I/O (thread pool) and bottom
+ * halves working there.
+ */
+#define SETUP_EAGAIN_LEN (64 * 1024 + 100)
+
+static void count_bh(void *opaque)
+{
+    (*(int *)opaque)++;
+}
+
+/* Poll ctx until *pending is zero; false when that takes too long. */
+static bool child_poll_until_zero(AioContext *ctx, int *pending)
+{
+    int64_t give_up = now_ns() + GIVE_UP_NS;
+
+    while (*pending > 0) {
+        if (now_ns() >= give_up) {
+            return false;
+        }
+        aio_poll(ctx, true);
+    }
+    return true;
+}
+
+/* err is set, says EAGAIN, and its message contains who and the cause. */
+static bool error_is_eagain(Error *err, const char *who)
+{
+    const char *msg = err ? error_get_pretty(err) : NULL;
+
+    if (!err) {
+        fprintf(stderr, "%s: no Error set\n", who);
+        return false;
+    }
+    if (!strstr(msg, who) || !strstr(msg, strerror(EAGAIN))) {
+        fprintf(stderr, "Error \"%s\" does not name \"%s\" and \"%s\"\n",
+                msg, who, strerror(EAGAIN));
+        return false;
+    }
+    if (error_get_errno(err) != EAGAIN) {
+        fprintf(stderr, "Error \"%s\": errno %d, not EAGAIN\n", msg,
+                error_get_errno(err));
+        return false;
+    }
+    return true;
+}
+
+/* One request through ctx; its result, or INT_MIN when it did not end. */
+static int child_one_op(AioContext *ctx, bool write, int fd,
+                        const struct iovec *iov, int iovcnt)
+{
+    int pending = 1;
+    Op op = { .pending = &pending };
+    BlockAIOCB *acb;
+
+    if (write) {
+        acb = aio_file_pwritev(ctx, fd, 0, iov, iovcnt, op_cb, &op);
+    } else {
+        acb = aio_file_preadv(ctx, fd, 0, iov, iovcnt, op_cb, &op);
+    }
+    if (!acb || !child_poll_until_zero(ctx, &pending) || op.calls != 1 ||
+        !pthread_equal(op.thread, pthread_self())) {
+        return INT_MIN;
+    }
+    return op.ret;
+}
+
+/*
+ * Through ctx, write SETUP_EAGAIN_LEN random bytes (two buffers) to a new
+ * file, then read them back (three buffers); compare with what was written
+ * and with pread.  0, or an exit code after saying what failed.
+ */
+static int child_file_rw(AioContext *ctx, const char *what)
+{
+    char path[] = "/tmp/aioctx-file-io-XXXXXX";
+    const size_t len = SETUP_EAGAIN_LEN, w1 = 5000, r1 = 4096, r2 = 40000;
+    uint8_t *src = malloc(len), *dst = calloc(1, len), *raw = calloc(1, len);
+    uint64_t seed = 0x5e7a9a17ULL;
+    struct iovec wiov[2] = { { src, w1 }, { src + w1, len - w1 } };
+    struct iovec riov[3] = { { dst, r1 }, { dst + r1, r2 },
+                             { dst + r1 + r2, len - r1 - r2 } };
+    int fd = mkostemp(path, O_CLOEXEC);
+    int ret, rc = 0;
+
+    if (fd < 0 || !src || !dst || !raw) {
+        fprintf(stderr, "%s: no test file or no memory\n", what);
+        rc = 20;
+        goto out;
+    }
+    unlink(path);
+    fill_random(src, len, &seed);
+    ret = child_one_op(ctx, true, fd, wiov, 2);
+    if (ret != (int)len) {
+        fprintf(stderr, "%s: aio_file_pwritev gave %d, not %zu\n", what, ret,
+                len);
+        rc = 21;
+        goto out;
+    }
+    if (pread(fd, raw, len, 0) != (ssize_t)len || memcmp(raw, src, len)) {
+        fprintf(stderr, "%s: the file is not what was written\n", what);
+        rc = 22;
+        goto out;
+    }
+    ret = child_one_op(ctx, false, fd, riov, 3);
+    if (ret != (int)len || memcmp(dst, src, len)) {
+        fprintf(stderr, "%s: aio_file_preadv gave %d, not %zu, or other "
+                "bytes\n", what, ret, len);
+        rc = 23;
+    }
+out:
+    free(src);
+    free(dst);
+    free(raw);
+    if (fd >= 0) {
+        close(fd);
+    }
+    return rc;
+}
+
+static int io_setup_eagain_child(void)
+{
+    aio_context_t probe = 0;
+    AioContext *def, *ep;
+    Error *err = NULL;
+    QEMUBH *bh;
+    int ran = 0, rc;
+
+    /* io_setup(nr_events, ...): arg 0 above 0 refused. */
+    if (test_seccomp_refuse(__NR_io_setup, EAGAIN, 0, 0) < 0) {
+        return 3;
+    }
+    if (syscall(__NR_io_setup, 1, &probe) != -1 || errno != EAGAIN ||
+        !aio_engine_available("linux-aio")) {
+        fprintf(stderr, "io_setup(1) not refused with EAGAIN, or linux-aio "
+                "not available\n");
+        return 4;
+    }
+
+    /* 1. linux-aio asked for: an Error naming it and the cause. */
+    if (ctx_with_engine("linux-aio", &err) ||
+        !error_is_eagain(err, "linux-aio")) {
+        fprintf(stderr, "linux-aio context: not refused as expected\n");
+        return 5;
+    }
+    error_free(err);
+    err = NULL;
+
+    /* 2. The default (auto: the suite's AIOCTX_ENGINE goes) and epoll. */
+    unsetenv("AIOCTX_ENGINE");
+    def = aio_context_new(&err);
+    if (!def || !strcmp(aio_context_get_engine_name(def), "linux-aio")) {
+        fprintf(stderr, "default context: %s\n",
+                def ? aio_context_get_engine_name(def)
+                    : error_get_pretty(err));
+        return 6;
+    }
+    ep = ctx_with_engine("epoll", &err);
+    if (!ep) {
+        fprintf(stderr, "epoll context: %s\n", error_get_pretty(err));
+        return 7;
+    }
+
+    /* aio_setup_linux_aio() fails, twice alike, and sets nothing up. */
+    for (int i = 0; i < 2; i++) {
+        if (aio_setup_linux_aio(ep, &err) ||
+            !error_is_eagain(err, "Linux AIO") || aio_get_linux_aio(ep)) {
+            fprintf(stderr, "aio_setup_linux_aio (call %d): not refused "
+                    "cleanly\n", i + 1);
+            return 8;
+        }
+        error_free(err);
+        err = NULL;
+    }
+
+    /* The epoll context still runs bottom halves and does file I/O. */
+    bh = aio_bh_new(ep, count_bh, &ran);
+    qemu_bh_schedule(bh);
+    for (int i = 0; i < 100 && !ran; i++) {
+        aio_poll(ep, true);
+    }
+    qemu_bh_delete(bh);
+    if (ran != 1) {
+        fprintf(stderr, "epoll: the bottom half ran %d times\n", ran);
+        return 9;
+    }
+    rc = child_file_rw(ep, "epoll after aio_setup_linux_aio");
+    if (rc) {
+        return rc;
+    }
+    rc = child_file_rw(def, aio_context_get_engine_name(def));
+    if (rc) {
+        return rc + 10;
+    }
+    aio_context_unref(ep);
+    aio_context_unref(def);
+    return 0;
+}
+
+START_TEST(test_io_setup_eagain)
+{
+    int status;
+    pid_t pid;
+
+    if (!aio_engine_available("linux-aio")) {
+        printf("linux-aio is not available here: case skipped\n");
+        return;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        /* exit(), not _exit(): LeakSanitizer checks the child too. */
+        exit(io_setup_eagain_child());
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "child status %#x", status);
+}
+END_TEST
+
 /* In a re-run child: the filter bites, and the default is as expected. */
 static int child_preflight(const char *mode)
 {
@@ -1467,6 +1873,8 @@ int main(void)
     tc = tcase_create("threads");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_many_contexts);
+    tcase_add_test(tc, test_polling_thread_changes);
+    tcase_add_test(tc, test_pollfd_with_requests_in_flight);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("coroutine");
@@ -1489,6 +1897,7 @@ int main(void)
         if (!strcmp(engine, "linux-aio")) {
             tcase_add_test(tc, test_suite_with_io_submit_eagain);
             tcase_add_test(tc, test_io_submit_always_eagain);
+            tcase_add_test(tc, test_io_setup_eagain);
         }
         suite_add_tcase(s, tc);
     }
