@@ -121,6 +121,9 @@ struct AioContext {
     /* File I/O front end (file-io.c); atomic, created on first use. */
     struct AioFileState *file_state;
 
+    /* Threads inside bh_enqueue() from outside; ctx_free() waits. */
+    unsigned enqueuers;
+
     /* The loop driver (loop.c). */
     bool run_stop;              /* atomic: aio_context_stop() pending */
     struct AioSignals *signals; /* home thread; made by add_signal */

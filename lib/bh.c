@@ -87,9 +87,18 @@ static void bh_free(QEMUBH *bh)
 static void bh_enqueue(QEMUBH *bh, unsigned new_flags)
 {
     AioContext *ctx = bh->ctx;
-    unsigned old = __atomic_fetch_or(&bh->flags, BH_PENDING | new_flags,
-                                     __ATOMIC_ACQ_REL);
+    /*
+     * From another thread, the BH may run and its context be freed before
+     * aio_notify() below is done with it: ctx_free() waits for enqueuers.
+     */
+    bool foreign = aio_tls_current_ctx != ctx;
+    unsigned old;
 
+    if (foreign) {
+        __atomic_fetch_add(&ctx->enqueuers, 1, __ATOMIC_SEQ_CST);
+    }
+    old = __atomic_fetch_or(&bh->flags, BH_PENDING | new_flags,
+                            __ATOMIC_ACQ_REL);
     if (!(old & BH_PENDING)) {
         QEMUBH *head = aio_load(&ctx->bh_list);
 
@@ -100,6 +109,9 @@ static void bh_enqueue(QEMUBH *bh, unsigned new_flags)
                                               __ATOMIC_RELAXED));
     }
     aio_notify(ctx);
+    if (foreign) {
+        __atomic_fetch_sub(&ctx->enqueuers, 1, __ATOMIC_RELEASE);
+    }
 }
 
 /* Unlink the first BH of a slice; returns its flags before clearing. */

@@ -4,6 +4,7 @@
  * and the tuning parameters.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,6 +112,10 @@ static AioContext *ctx_alloc(const AioEngineOps *ops)
 
 static void ctx_free(AioContext *ctx)
 {
+    /* A BH scheduled from another thread may still be notifying us. */
+    while (__atomic_load_n(&ctx->enqueuers, __ATOMIC_ACQUIRE)) {
+        sched_yield();
+    }
     /* Armed timers are disarmed, none runs; the timers stay the caller's. */
     aio_timers_free(ctx->tlg);
     aio_bh_destroy_ctx(ctx);

@@ -21,10 +21,12 @@
  * bottom half asks the executor in the home thread.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "aioctx/coroutine.h"
@@ -130,9 +132,49 @@ static void pool_done(void *opaque, int ret)
     aio_file_req_done(req, ret);
 }
 
+/*
+ * The page cache fast path: a buffered read or write that needs no disk
+ * I/O is done at once with RWF_NOWAIT (the kernel says EAGAIN instead of
+ * sleeping), saving two thread hand-offs; its completion is still
+ * delivered later, from the front end's bottom half (aio_file_req_done()
+ * defers completions that arrive while a submit runs).  A partial transfer
+ * is fine: the front end submits the rest, which then goes to the pool.
+ * Not for O_DIRECT descriptors, whose reads wait for the device even with
+ * RWF_NOWAIT.  Returns false when the worker must do it.
+ */
+static bool pool_try_nowait(AioFileReq *req)
+{
+    int flags;
+    ssize_t ret;
+
+    if (req->type == QEMU_AIO_FLUSH) {
+        return false;
+    }
+    flags = fcntl(req->fd, F_GETFL);
+    if (flags < 0 || (flags & O_DIRECT)) {
+        return false;
+    }
+    if (req->type == QEMU_AIO_READ) {
+        ret = preadv2(req->fd, req->iov, req->iovcnt, (off_t)req->offset,
+                      RWF_NOWAIT);
+    } else {
+        ret = pwritev2(req->fd, req->iov, req->iovcnt, (off_t)req->offset,
+                       RWF_NOWAIT);
+    }
+    if (ret < 0 || (ret == 0 && req->type == QEMU_AIO_WRITE)) {
+        return false; /* EAGAIN, EOPNOTSUPP, ...: the worker finds out */
+    }
+    aio_file_req_done(req, ret);
+    return true;
+}
+
 int aio_file_pool_submit(AioContext *ctx, AioFileReq *req)
 {
     AioContext *current = qemu_get_current_aio_context();
+
+    if (pool_try_nowait(req)) {
+        return 0;
+    }
 
     /*
      * thread_pool_submit_aio() works on the calling thread's current
