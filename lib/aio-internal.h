@@ -164,6 +164,26 @@ int64_t aio_timers_deadline_ns(QEMUTimerListGroup *tlg);
 /* Run the due timers of every clock, in clock order; returns progress. */
 bool aio_timers_run(QEMUTimerListGroup *tlg);
 
+/* aiocb.c */
+/*
+ * Memory for a control block of size bytes, uninitialised, aligned like
+ * malloc's (never NULL: aborts when out of memory); give it back with
+ * aiocb_free() (qemu_aio_unref() does), never free().  Any thread.
+ */
+void *aiocb_alloc(size_t size);
+void aiocb_free(void *p);
+/*
+ * aiocb_free() for many blocks in a row in one thread: consecutive blocks
+ * from one slab cost one atomic operation.  Start from { 0 } and call
+ * aiocb_free_flush() before the batch goes out of scope.
+ */
+typedef struct AiocbFreeBatch {
+    void *slab;
+    unsigned n;
+} AiocbFreeBatch;
+void aiocb_free_batched(AiocbFreeBatch *b, void *p);
+void aiocb_free_flush(AiocbFreeBatch *b);
+
 /* thread-pool.c */
 /*
  * Free ctx's pool, if any: drop queued jobs, wait for running ones, run the

@@ -738,7 +738,7 @@ void aio_file_destroy_ctx(AioContext *ctx)
         AioFileReq *req = fs->spare;
 
         fs->spare = req->next;
-        free(req);
+        qemu_aio_unref(req); /* from qemu_aio_get(): not free() */
     }
     qemu_bh_delete(fs->bh);
     aio_store_release(&ctx->file_state, NULL);

@@ -358,14 +358,19 @@ static void push_list(ThreadPool *pool, ThreadPoolElement *list)
     }
 }
 
-static void deliver_one(ThreadPoolElement *e)
+static void deliver_one(ThreadPoolElement *e, AiocbFreeBatch *batch)
 {
     if (e->common.cb) {
         e->common.cb(e->common.opaque, e->ret);
     }
-    /* The submitter's reference (qemu_aio_unref, without the detour). */
-    if (__atomic_sub_fetch(&e->common.refcnt, 1, __ATOMIC_ACQ_REL) == 0) {
-        free(e);
+    /*
+     * The submitter's reference (qemu_aio_unref, without the detour).
+     * Nobody may take a reference once the callback has returned, so if
+     * ours is the only one left, no atomic operation is needed.
+     */
+    if (aio_load_acquire(&e->common.refcnt) == 1 ||
+        __atomic_sub_fetch(&e->common.refcnt, 1, __ATOMIC_ACQ_REL) == 0) {
+        aiocb_free_batched(batch, e);
     }
 }
 
@@ -388,6 +393,7 @@ static void completion_bh_disarm(ThreadPool *pool)
 static void completion_bh(void *opaque)
 {
     ThreadPool *pool = opaque;
+    AiocbFreeBatch batch = { 0 };
     ThreadPoolElement *e;
 
     /* aio_bh_poll() cleared the scheduled flag before calling us. */
@@ -398,8 +404,9 @@ static void completion_bh(void *opaque)
             pool->bh_armed = true;
             qemu_bh_schedule(pool->completion_bh);
         }
-        deliver_one(e);
+        deliver_one(e, &batch);
     }
+    aiocb_free_flush(&batch);
     if (pool->bh_armed) {
         completion_bh_disarm(pool);
     } else if (!fifo_empty(&pool->done)) {
@@ -691,6 +698,7 @@ void aio_thread_pool_destroy_ctx(AioContext *ctx)
 {
     ThreadPool *pool = aio_load_acquire(&ctx->thread_pool);
     ThreadPoolElement *cancelled, *e;
+    AiocbFreeBatch batch = { 0 };
     Worker *w;
 
     if (!pool) {
@@ -724,8 +732,9 @@ void aio_thread_pool_destroy_ctx(AioContext *ctx)
         if (!e) {
             break;
         }
-        deliver_one(e);
+        deliver_one(e, &batch);
     }
+    aiocb_free_flush(&batch);
     aio_store_release(&ctx->thread_pool, NULL);
     pool_free(pool);
 }
@@ -790,11 +799,7 @@ BlockAIOCB *aio_thread_pool_submit(AioContext *ctx, int (*func)(void *),
     if (!pool) {
         pool = aio_get_thread_pool(ctx);
     }
-    e = malloc(sizeof(*e));
-    if (!e) {
-        fprintf(stderr, "libaioctx: out of memory submitting a request\n");
-        abort();
-    }
+    e = aiocb_alloc(sizeof(*e));
     /* Field by field: cheaper than zeroing the block first. */
     e->common.aiocb_info = &thread_pool_aiocb_info;
     e->common.bs = NULL;

@@ -76,6 +76,16 @@ static void where_am_i(void *opaque)
     pthread_getname_np(pthread_self(), w->name, sizeof(w->name));
 }
 
+static int count_io_churn(void)
+{
+    return proc_task_count_named("io-churn");
+}
+
+static int count_io_test_1(void)
+{
+    return proc_task_count_named("io-test-1");
+}
+
 START_TEST(test_create_runs_own_context)
 {
     IOThread *t = iothread_new("io-test-1");
@@ -91,7 +101,7 @@ START_TEST(test_create_runs_own_context)
     ck_assert_str_eq(w.name, "io-test-1");
     ck_assert_int_eq(proc_task_count_named("io-test-1"), 1);
     iothread_destroy(t);
-    ck_assert_int_eq(proc_task_count_named("io-test-1"), 0);
+    ck_assert_int_eq(proc_wait_count(count_io_test_1, 0, 5000), 0);
     iothread_destroy(NULL);
     ck_assert_ptr_null(iothread_get_aio_context(NULL));
 }
@@ -326,7 +336,7 @@ START_TEST(test_create_destroy_100_no_leak)
     }
     ck_assert_int_eq(proc_wait_count(proc_task_count, base_tasks, 2000), base_tasks);
     ck_assert_int_eq(proc_fd_count(), base_fds);
-    ck_assert_int_eq(proc_task_count_named("io-churn"), 0);
+    ck_assert_int_eq(proc_wait_count(count_io_churn, 0, 5000), 0);
 }
 END_TEST
 
