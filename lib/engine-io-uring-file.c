@@ -65,8 +65,7 @@ static int uring_file_ring(UringFile *uf)
     for (size_t i = 0; ret == -EINVAL && i < n; i++) {
         memset(&params, 0, sizeof(params));
         params.flags = uring_file_flags[i];
-        ret = io_uring_queue_init_params(URING_FILE_SLOTS, &uf->ring,
-                                         &params);
+        ret = io_uring_queue_init_params(URING_FILE_SLOTS, &uf->ring, &params);
     }
     uf->ring_ok = ret == 0;
     return ret;
@@ -97,8 +96,8 @@ static bool uring_file_take_slot(UringFile *uf, AioFileReq *req)
     req->u.uring.tag = (uint32_t)uf->gen[idx] << 16 | idx;
     req->u.uring.where = URING_FILE_IN_RING;
     aio_file_uring_prep(sqe, req);
-    io_uring_sqe_set_data64(sqe, (uint64_t)req->u.uring.tag << 32 |
-                                     URING_TAG_FILE);
+    io_uring_sqe_set_data64(sqe,
+                            (uint64_t)req->u.uring.tag << 32 | URING_TAG_FILE);
     return true;
 }
 
@@ -156,8 +155,8 @@ void uring_file_cancel_req(UringFile *uf, AioFileReq *req)
         if (!sqe) {
             break; /* best effort: it completes normally */
         }
-        io_uring_prep_cancel64(sqe, (uint64_t)req->u.uring.tag << 32 |
-                                        URING_TAG_FILE, 0);
+        io_uring_prep_cancel64(
+            sqe, (uint64_t)req->u.uring.tag << 32 | URING_TAG_FILE, 0);
         io_uring_sqe_set_data64(sqe, URING_DATA_INTERNAL);
         break;
     default:
@@ -207,9 +206,10 @@ int uring_file_kick(UringFile *uf)
     } else if (aio_load(uf->ring.sq.kflags) & IORING_SQ_TASKRUN) {
         io_uring_get_events(&uf->ring);
     }
-    io_uring_for_each_cqe(&uf->ring, head, cqe) {
-        found += uring_file_complete(uf, io_uring_cqe_get_data64(cqe),
-                                     cqe->res);
+    io_uring_for_each_cqe(&uf->ring, head, cqe)
+    {
+        found +=
+            uring_file_complete(uf, io_uring_cqe_get_data64(cqe), cqe->res);
         seen++;
     }
     io_uring_cq_advance(&uf->ring, seen);

@@ -63,8 +63,8 @@ typedef struct UringSlot {
     uint32_t gen;     /* generation of the request in flight */
     int events;       /* poll mask to arm, 0 for none */
     unsigned poll_ready_runs; /* the node's count when last looked at */
-    bool armed;       /* a POLL_ADD with gen is in the kernel */
-    bool queued;      /* on the arm list */
+    bool armed;               /* a POLL_ADD with gen is in the kernel */
+    bool queued;              /* on the arm list */
 } UringSlot;
 
 typedef struct UringEngine {
@@ -77,7 +77,7 @@ typedef struct UringEngine {
     /* Home thread only. */
     UringSlot *slots;
     int nslots;
-    int *arms;         /* fds whose POLL_ADD is still to be prepared */
+    int *arms; /* fds whose POLL_ADD is still to be prepared */
     int narm;
     uint64_t *cancels; /* user_data of requests still to be removed */
     int ncancel;
@@ -220,8 +220,7 @@ static void uring_mark_dirty(UringEngine *ue, int fd)
     if (fd < ue->dirty_cap && ue->dirty_flag[fd]) {
         return;
     }
-    flags = array_grow(ue->dirty_flag, &ue->dirty_cap, fd + 1,
-                       sizeof(*flags));
+    flags = array_grow(ue->dirty_flag, &ue->dirty_cap, fd + 1, sizeof(*flags));
     if (flags) {
         ue->dirty_flag = flags;
     }
@@ -265,8 +264,7 @@ static bool uring_slot_reserve(UringEngine *ue, int fd)
         return false;
     }
     ue->arms = arms;
-    cancels = array_grow(ue->cancels, &cap_cancels, fd + 1,
-                         sizeof(*cancels));
+    cancels = array_grow(ue->cancels, &cap_cancels, fd + 1, sizeof(*cancels));
     if (!cancels) {
         return false;
     }
@@ -296,8 +294,8 @@ static void uring_refresh(AioContext *ctx, UringEngine *ue, int fd)
 
     if (!uring_slot_reserve(ue, fd)) {
         if (node) {
-            fprintf(stderr, "libaioctx: io_uring cannot watch fd %d: %s\n",
-                    fd, strerror(ENOMEM));
+            fprintf(stderr, "libaioctx: io_uring cannot watch fd %d: %s\n", fd,
+                    strerror(ENOMEM));
         }
         return; /* no slot was ever made, so nothing is in flight */
     }
@@ -386,8 +384,7 @@ static struct io_uring_sqe *uring_get_sqe(UringEngine *ue)
 /* Drop the first n entries of a list of len. */
 static void list_shift(void *list, int *len, int n, size_t size)
 {
-    memmove(list, (char *)list + (size_t)n * size,
-            (size_t)(*len - n) * size);
+    memmove(list, (char *)list + (size_t)n * size, (size_t)(*len - n) * size);
     *len -= n;
 }
 
@@ -434,8 +431,7 @@ static int uring_file_submit(AioContext *ctx, AioFileReq *req)
 {
     UringEngine *ue = aio_engine_priv(ctx);
 
-    return uring_file_start_req(&ue->file, req,
-                                aio_load(&ctx->aio_max_batch));
+    return uring_file_start_req(&ue->file, req, aio_load(&ctx->aio_max_batch));
 }
 
 static void uring_file_cancel(AioContext *ctx, AioFileReq *req)
@@ -529,7 +525,8 @@ static int uring_reap(UringEngine *ue, AioReadyList *ready)
 
     for (int round = 0; round < URING_REAP_ROUNDS; round++) {
         seen = 0;
-        io_uring_for_each_cqe(&ue->ring, head, cqe) {
+        io_uring_for_each_cqe(&ue->ring, head, cqe)
+        {
             found += uring_complete(ue, ready, cqe);
             seen++;
         }
@@ -651,8 +648,10 @@ static void uring_check_plain(UringEngine *ue)
     }
     ret = uring_take_over(ue, true);
     if (ret < 0) {
-        fprintf(stderr, "libaioctx: io_uring: cannot make a ring a foreign "
-                        "loop can poll: %s\n", strerror(-ret));
+        fprintf(stderr,
+                "libaioctx: io_uring: cannot make a ring a foreign "
+                "loop can poll: %s\n",
+                strerror(-ret));
         aio_store(&ue->want_plain, false);
     }
 }
@@ -707,8 +706,7 @@ static bool uring_transient(int ret)
            ret == -EAGAIN;
 }
 
-static int uring_wait(AioContext *ctx, AioReadyList *ready,
-                      int64_t timeout_ns)
+static int uring_wait(AioContext *ctx, AioReadyList *ready, int64_t timeout_ns)
 {
     UringEngine *ue = aio_engine_priv(ctx);
     /* File completions not reported yet: do not sleep, count them. */

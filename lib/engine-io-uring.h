@@ -30,16 +30,16 @@ enum {
 };
 
 typedef struct UringFile {
-    struct io_uring ring;   /* made by the first request */
+    struct io_uring ring; /* made by the first request */
     bool ring_ok;
-    bool polled;            /* the main ring polls ring's fd */
+    bool polled; /* the main ring polls ring's fd */
     AioFileReq *slot[URING_FILE_SLOTS];
     uint16_t gen[URING_FILE_SLOTS];
     uint16_t free_slots[URING_FILE_SLOTS];
     int nfree;
-    AioFileReq *wait_head;  /* FIFO: no slot or entry yet */
+    AioFileReq *wait_head; /* FIFO: no slot or entry yet */
     AioFileReq **wait_tail;
-    AioFileReq *done_head;  /* FIFO: for file_dispatch */
+    AioFileReq *done_head; /* FIFO: for file_dispatch */
     AioFileReq **done_tail;
     int ndone;
 } UringFile;

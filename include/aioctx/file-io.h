@@ -6,19 +6,24 @@
  * from a context's aio_poll().  Every engine can do them; how depends on
  * the engine the context was created with:
  *
- *   io_uring    on the engine's own ring, next to its fd polls: requests
- *               are handed to the kernel in batches, once per loop
- *               iteration (or every aio_max_batch requests when
+ *   io_uring    on a second ring of the engine's (made by the first
+ *               request), which the ring that waits on fds watches:
+ *               requests are handed to the kernel in batches, once per
+ *               loop iteration (or every aio_max_batch requests when
  *               aio_context_set_aio_params() set one), and their
- *               completions are reaped with the fds' (at most 256 requests
- *               in the kernel per context; more wait in the context until
- *               slots free up);
+ *               completions are reaped in the same iteration as the fds'
+ *               (at most 256 requests in the kernel per context; more wait
+ *               in the context until slots free up);
  *   linux-aio   Linux native AIO: io_submit() in batches of aio_max_batch
  *               (default 32), completions signalled on an eventfd and read
  *               from the completion ring in user space (see
  *               aio_setup_linux_aio());
  *   poll, epoll the context's worker thread pool (preadv, pwritev, fsync,
- *               fdatasync in a worker; see aioctx/thread-pool.h).
+ *               fdatasync in a worker; see aioctx/thread-pool.h), except
+ *               that a read or write of a buffered descriptor is first
+ *               tried at once with RWF_NOWAIT, which succeeds when the
+ *               page cache can serve it without waiting (its callback
+ *               still runs later, from aio_poll()).
  *
  * Whatever the engine:
  *  - results are bytes transferred or -errno (0 for a flush); a request
