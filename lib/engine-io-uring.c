@@ -686,8 +686,13 @@ static int uring_enter(UringEngine *ue, int64_t timeout_ns)
 
     if (ret == -EBADFD && !ue->enabled) {
         ret = uring_enable(&ue->ring);
-        ue->enabled = ret == 0;
-        return ret < 0 ? ret : uring_enter_once(ue, timeout_ns);
+        if (ret < 0) {
+            /* io_uring_register refused (seccomp): a ring with no enabling */
+            ret = uring_take_over(ue, true);
+            return ret < 0 ? ret : -EAGAIN;
+        }
+        ue->enabled = true;
+        return uring_enter_once(ue, timeout_ns);
     }
     if (ret == -EEXIST) {
         /*

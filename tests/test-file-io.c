@@ -1554,6 +1554,18 @@ START_TEST(test_suite_on_epoll_fallback)
 }
 END_TEST
 
+/*
+ * io_uring_register refused (the io_uring engine's ring starts disabled and
+ * is enabled through it): the engine falls back to a ring that needs no
+ * enabling, and everything works.
+ */
+START_TEST(test_suite_with_io_uring_register_refused)
+{
+    rerun_suite_filtered(__NR_io_uring_register, EPERM, -1, 0, "io_uring",
+                         "io-uring-register-refused");
+}
+END_TEST
+
 /* io_submit refuses every batch of more than one: EAGAIN, retried. */
 START_TEST(test_suite_with_io_submit_eagain)
 {
@@ -1877,6 +1889,19 @@ static int child_preflight(const char *mode)
         }
         aio_context_unref(ctx);
         printf("io_uring refused by seccomp: the suite runs on epoll\n");
+    } else if (strcmp(mode, "io-uring-register-refused") == 0) {
+        AioContext *ctx = aio_context_new(NULL);
+        const char *got = ctx ? aio_context_get_engine_name(ctx) : "none";
+
+        if (syscall(__NR_io_uring_register, -1, 0, NULL, 0) != -1 ||
+            errno != EPERM || strcmp(got, "io_uring") != 0) {
+            fprintf(stderr, "io_uring_register not refused, or engine %s\n",
+                    got);
+            return 1;
+        }
+        aio_context_unref(ctx);
+        printf("io_uring_register refused by seccomp: the suite runs on "
+               "io_uring\n");
     } else if (strcmp(mode, "io-submit-eagain") == 0) {
         aio_context_t probe = 0;
         struct iocb *none[2] = { NULL, NULL };
@@ -1952,6 +1977,9 @@ int main(void)
         tcase_set_timeout(tc, 300);
         if (!strcmp(engine, "io_uring") || !strcmp(engine, "auto")) {
             tcase_add_test(tc, test_suite_on_epoll_fallback);
+        }
+        if (!strcmp(engine, "io_uring")) {
+            tcase_add_test(tc, test_suite_with_io_uring_register_refused);
         }
         if (!strcmp(engine, "linux-aio")) {
             tcase_add_test(tc, test_suite_with_io_submit_eagain);
