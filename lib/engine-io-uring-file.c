@@ -27,6 +27,11 @@
 #include <string.h>
 
 #include "engine-io-uring.h"
+#include "uring-tsan.h"
+
+#ifdef AIOCTX_URING_TSAN
+char aio_uring_tsan_sync;
+#endif
 
 /* Ring flags, best first (see uring_setup_flags in engine-io-uring.c). */
 static const unsigned uring_file_flags[] = {
@@ -49,6 +54,7 @@ void uring_file_init(UringFile *uf)
 void uring_file_destroy(UringFile *uf)
 {
     if (uf->ring_ok) {
+        aio_uring_unmapping();
         io_uring_queue_exit(&uf->ring);
     }
 }
@@ -68,6 +74,9 @@ static int uring_file_ring(UringFile *uf)
         ret = io_uring_queue_init_params(URING_FILE_SLOTS, &uf->ring, &params);
     }
     uf->ring_ok = ret == 0;
+    if (uf->ring_ok) {
+        aio_uring_mapped();
+    }
     return ret;
 }
 

@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include "engine-io-uring.h"
+#include "uring-tsan.h"
 
 #define URING_SQ_ENTRIES 256
 #define URING_PROBE_ENTRIES 2
@@ -129,6 +130,8 @@ static int uring_probe(void)
     if (ret < 0) {
         return ret;
     }
+    aio_uring_mapped();
+    aio_uring_unmapping();
     io_uring_queue_exit(&ring);
     return 0;
 }
@@ -179,6 +182,9 @@ static int uring_ring_new(struct io_uring *ring, bool plain)
         params.flags = uring_setup_flags[i];
         ret = io_uring_queue_init_params(URING_SQ_ENTRIES, ring, &params);
     }
+    if (ret == 0) {
+        aio_uring_mapped();
+    }
     return ret;
 }
 
@@ -201,6 +207,7 @@ static void uring_destroy(AioContext *ctx)
 {
     UringEngine *ue = aio_engine_priv(ctx);
 
+    aio_uring_unmapping();
     io_uring_queue_exit(&ue->ring);
     uring_file_destroy(&ue->file);
     free(ue->slots);
@@ -595,11 +602,13 @@ static int uring_take_over(UringEngine *ue, bool plain)
         ret = uring_swap_fd(&ue->ring, &old);
     }
     if (ret < 0) {
+        aio_uring_unmapping();
         io_uring_queue_exit(&ue->ring);
         ue->ring = old;
         return ret;
     }
     old.ring_fd = old.enter_ring_fd = -1;
+    aio_uring_unmapping();
     io_uring_queue_exit(&old); /* unmaps; its fd number is the new ring's */
     ue->enabled = true;
     ue->deferred = ue->ring.flags & IORING_SETUP_DEFER_TASKRUN;

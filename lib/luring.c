@@ -24,6 +24,7 @@
 
 #include "aioctx/coroutine.h"
 #include "file-io-internal.h"
+#include "uring-tsan.h"
 
 #define LURING_ENTRIES 128
 #define LURING_MAX_IN_FLIGHT (2 * LURING_ENTRIES) /* the CQ's size */
@@ -242,6 +243,7 @@ void luring_state_free(LuringState *s)
     }
     aio_set_fd_handler(s->ctx, s->ring.ring_fd, NULL, NULL, NULL, NULL, NULL);
     qemu_bh_delete(s->bh);
+    aio_uring_unmapping();
     io_uring_queue_exit(&s->ring);
     free(s);
 }
@@ -266,6 +268,7 @@ static LuringState *luring_state_new(AioContext *ctx, Error **errp)
         free(s);
         return NULL;
     }
+    aio_uring_mapped();
     s->queue_tail = &s->queue_head;
     s->bh = aio_bh_new(ctx, luring_bh, s);
     aio_set_fd_handler(ctx, s->ring.ring_fd, luring_fd_read, NULL,

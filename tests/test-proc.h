@@ -76,6 +76,13 @@ static inline int proc_task_count_named(const char *name)
     return n;
 }
 
+static inline void proc_sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+    nanosleep(&ts, NULL);
+}
+
 static inline void *proc_nop_thread(void *arg)
 {
     return arg;
@@ -88,19 +95,23 @@ static inline void *proc_nop_thread(void *arg)
  */
 static inline int proc_task_baseline(void)
 {
+    int before = proc_task_count();
     pthread_t t;
+    int n;
 
     if (pthread_create(&t, NULL, proc_nop_thread, NULL) == 0) {
         pthread_join(t, NULL);
     }
-    return proc_task_count();
-}
-
-static inline void proc_sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-    nanosleep(&ts, NULL);
+    /*
+     * The joined thread can stay listed for a moment: wait for it to go,
+     * but not for long, as a runtime's helper thread never goes.
+     */
+    n = proc_task_count();
+    for (int waited = 0; n > before && waited < 200; waited++) {
+        proc_sleep_ms(1);
+        n = proc_task_count();
+    }
+    return n;
 }
 
 /*
