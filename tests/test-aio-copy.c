@@ -12,12 +12,12 @@
  * test checks that aio-copy reports the refusal.
  */
 #define _GNU_SOURCE
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
 #include "test-spawn.h"
+#include "test-tree.h"
 #include "test-util.h"
 
 #ifndef AIO_COPY_PATH
@@ -159,24 +159,14 @@ static void dir_create(void)
     ck_assert_ptr_nonnull(mkdtemp(dir));
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag,
-                        struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 static void dir_remove(void)
 {
-    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_tree_remove(dir);
 }
 
 static void top_remove(void)
 {
-    nftw(top, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_tree_remove(top);
 }
 
 /* ------------------------------------------------------------------ */

@@ -12,14 +12,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -27,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "test-seccomp.h"
 #include "test-util.h"
 
 #define NPAIRS 1000
@@ -179,40 +176,7 @@ START_TEST(test_explicit_io_uring)
 }
 END_TEST
 
-#if defined(__x86_64__)
-#define NATIVE_AUDIT_ARCH AUDIT_ARCH_X86_64
-#elif defined(__aarch64__)
-#define NATIVE_AUDIT_ARCH AUDIT_ARCH_AARCH64
-#endif
-
-#ifdef NATIVE_AUDIT_ARCH
-/* Make io_uring_setup fail with EPERM in this process from now on. */
-static int refuse_io_uring_setup(void)
-{
-    struct sock_filter filter[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-                 offsetof(struct seccomp_data, arch)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NATIVE_AUDIT_ARCH, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & 0xffff)),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    struct sock_fprog prog = {
-        .len = sizeof(filter) / sizeof(filter[0]),
-        .filter = filter,
-    };
-
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
-        return -errno;
-    }
-    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) {
-        return -errno;
-    }
-    return 0;
-}
-
+#ifdef TEST_HAVE_SECCOMP
 static void seccomp_child(char *out, size_t size)
 {
     Error *err = NULL;
@@ -220,7 +184,7 @@ static void seccomp_child(char *out, size_t size)
     int ret;
 
     unsetenv("AIOCTX_ENGINE");
-    ret = refuse_io_uring_setup();
+    ret = test_seccomp_refuse(__NR_io_uring_setup, EPERM, -1, 0);
     if (ret < 0) {
         snprintf(out, size, "seccomp: %s", strerror(-ret));
         return;
@@ -322,32 +286,6 @@ START_TEST(test_explicit_linux_aio)
 }
 END_TEST
 
-static int refuse_io_setup_eagain(void)
-{
-    struct sock_filter filter[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-                 offsetof(struct seccomp_data, arch)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NATIVE_AUDIT_ARCH, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_setup, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EAGAIN & 0xffff)),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    struct sock_fprog prog = {
-        .len = sizeof(filter) / sizeof(filter[0]),
-        .filter = filter,
-    };
-
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
-        return -errno;
-    }
-    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) {
-        return -errno;
-    }
-    return 0;
-}
-
 /*
  * io_setup fails with EAGAIN (as when fs.aio-max-nr is used up): the
  * default context is unaffected (auto never takes linux-aio) and its file
@@ -364,7 +302,7 @@ static void io_setup_eagain_child(char *out, size_t size)
     int ret;
 
     unsetenv("AIOCTX_ENGINE");
-    ret = refuse_io_setup_eagain();
+    ret = test_seccomp_refuse(__NR_io_setup, EAGAIN, -1, 0);
     if (ret < 0) {
         snprintf(out, size, "seccomp: %s", strerror(-ret));
         return;
@@ -839,7 +777,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     tcase_add_test(tc, test_default_prefers_io_uring);
     tcase_add_test(tc, test_explicit_io_uring);
-#ifdef NATIVE_AUDIT_ARCH
+#ifdef TEST_HAVE_SECCOMP
     tcase_add_test(tc, test_seccomp_refused_io_uring);
     tcase_add_test(tc, test_explicit_linux_aio);
     tcase_add_test(tc, test_io_setup_eagain);

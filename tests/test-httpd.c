@@ -20,7 +20,6 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -28,6 +27,7 @@
 #include <sys/stat.h>
 
 #include "test-spawn.h"
+#include "test-tree.h"
 #include "test-util.h"
 
 #ifndef HTTPD_PATH
@@ -94,12 +94,9 @@ static void top_create(void)
     }
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag,
-                        struct FTW *ftw);
-
 static void top_remove(void)
 {
-    nftw(top, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_tree_remove(top);
 }
 
 /* Checked fixture: this test's tree. */
@@ -138,20 +135,10 @@ static void tree_create(void)
     ck_assert_int_eq(symlink("/etc/passwd", path), 0);
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag,
-                        struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 static void tree_remove(void)
 {
     if (base[0]) {
-        nftw(base, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        test_tree_remove(base);
         base[0] = '\0';
     }
 }
