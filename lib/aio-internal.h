@@ -57,9 +57,11 @@ struct AioReadyList {
 
 /* ---- bottom halves (bh.c) ---- */
 
+/* What one aio_bh_poll() took: the home FIFO, then the remote FIFO. */
 typedef struct BHSlice BHSlice;
 struct BHSlice {
-    QEMUBH *head;
+    QEMUBH *home;
+    QEMUBH *remote;
     BHSlice *next;
 };
 
@@ -79,6 +81,9 @@ struct AioContext {
     QEMUBH *bh_list;
     unsigned notify_me; /* atomic: 2 per aio_poll about to sleep, 1 prepare */
     bool notified;      /* atomic */
+    /* BHs scheduled from inside aio_poll(); the polling thread only. */
+    QEMUBH *home_head;
+    QEMUBH **home_tailp;
     /* Slices being run by (nested) aio_bh_poll calls; home thread only. */
     BHSlice *slice_head;
     BHSlice **slice_tailp;
@@ -134,6 +139,18 @@ void aio_bh_init_ctx(AioContext *ctx);
 void aio_bh_destroy_ctx(AioContext *ctx);
 /* 0 if a non-idle BH is scheduled, 10 ms if only idle ones, else -1. */
 int64_t aio_bh_timeout(AioContext *ctx);
+/*
+ * Is the remote BH list non-empty?  A sequentially consistent load: call
+ * it after announcing a sleep in notify_me.
+ */
+bool aio_bh_remote_pending(AioContext *ctx);
+/*
+ * aio_poll() brackets its iteration with these: BHs that the calling
+ * thread schedules on ctx in between take the home path.  enter returns
+ * the previous value for leave (nested polls of other contexts).
+ */
+AioContext *aio_bh_enter_poll(AioContext *ctx);
+void aio_bh_leave_poll(AioContext *outer);
 
 /*
  * context.c: the calling thread's current context (what

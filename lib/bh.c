@@ -2,24 +2,38 @@
 /*
  * Bottom halves.
  *
- * Scheduling pushes the BH onto the context's lock-free LIFO (bh_list) and
- * calls aio_notify().  aio_bh_poll() takes the whole LIFO at once, turns it
- * into a FIFO "slice" and appends the slice to ctx->slice_head.  It then
- * runs slices from the first one, so a nested aio_bh_poll() (a BH that runs
- * aio_poll) finishes what the outer call started before its own slice, and
- * BHs scheduled while a slice runs wait for the next aio_bh_poll().
+ * A BH reaches its context by one of two lists:
+ *
+ *  - the home list, a plain FIFO that only the thread running aio_poll()
+ *    on the context touches.  A BH scheduled from inside that aio_poll()
+ *    (by a callback, a timer, a coroutine it entered) takes this path: no
+ *    locked instruction and no wake-up, since the scheduler is the loop;
+ *  - the remote list, a lock-free LIFO that any other thread pushes onto
+ *    (fetch_or of the BH's flags, one compare-and-swap, then a wake-up only
+ *    when the loop announced that it may sleep).
+ *
+ * A BH may sit on both lists at once (scheduled from inside and outside
+ * the loop at the same time); whichever entry is reached first runs the
+ * callback and clears the other's request, so the callback runs once.
+ *
+ * aio_bh_poll() takes both lists at once into a "slice" appended to
+ * ctx->slice_head, home entries first, then the remote ones in the order
+ * they were pushed.  It runs slices from the first one, so a nested
+ * aio_bh_poll() (a BH that runs aio_poll) finishes what the outer call
+ * started before its own slice, and BHs scheduled while a slice runs wait
+ * for the next aio_bh_poll().
  */
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "aio-internal.h"
 
+/* bh->flags: shared with other threads, changed with atomics. */
 enum {
-    BH_PENDING = 1 << 0,   /* linked into bh_list or a slice */
-    BH_SCHEDULED = 1 << 1, /* the callback should run */
+    BH_PENDING = 1 << 0,   /* linked into the remote list or its slice */
+    BH_SCHEDULED = 1 << 1, /* remote request: the callback should run */
     BH_DELETED = 1 << 2,   /* free without running */
-    BH_ONESHOT = 1 << 3,   /* free after running */
-    BH_IDLE = 1 << 4,      /* scheduled with qemu_bh_schedule_idle */
+    BH_ONESHOT = 1 << 3,   /* free after running (set at creation) */
+    BH_IDLE = 1 << 4,      /* remote request came from schedule_idle */
 };
 
 #define BH_IDLE_TIMEOUT_NS (10 * 1000 * 1000)
@@ -30,12 +44,48 @@ struct QEMUBH {
     void *opaque;
     const char *name;
     MemReentrancyGuard *guard;
-    QEMUBH *next;   /* bh_list or slice link */
+    QEMUBH *next;   /* remote list or remote part of a slice */
     unsigned flags; /* atomic BH_* */
+    /*
+     * qemu_bh_cancel() from another thread cannot touch the home fields:
+     * it bumps cancels, and a home request made before that no longer runs.
+     */
+    unsigned cancels; /* atomic */
+    /* Home list state: only the thread inside aio_poll(ctx) uses these. */
+    QEMUBH *home_next;
+    unsigned home_cancels; /* cancels when the home request was made */
+    bool home_linked;
+    bool home_sched;
+    bool home_idle;
     /* ctx->bh_all membership (not for one-shot BHs). */
     QEMUBH *all_next;
     QEMUBH **all_pprev;
 };
+
+/*
+ * The context whose aio_poll() the calling thread is inside (innermost),
+ * or NULL; see aio_bh_enter_poll().
+ */
+static __thread AioContext *bh_tls_polling_ctx
+    __attribute__((tls_model("initial-exec")));
+
+AioContext *aio_bh_enter_poll(AioContext *ctx)
+{
+    AioContext *prev = bh_tls_polling_ctx;
+
+    bh_tls_polling_ctx = ctx;
+    return prev;
+}
+
+void aio_bh_leave_poll(AioContext *prev)
+{
+    bh_tls_polling_ctx = prev;
+}
+
+static inline bool bh_is_home(AioContext *ctx)
+{
+    return bh_tls_polling_ctx == ctx;
+}
 
 static QEMUBH *bh_alloc(AioContext *ctx, QEMUBHFunc *cb, void *opaque,
                         const char *name, MemReentrancyGuard *guard)
@@ -43,11 +93,11 @@ static QEMUBH *bh_alloc(AioContext *ctx, QEMUBHFunc *cb, void *opaque,
     QEMUBH *bh = malloc(sizeof(*bh));
 
     if (!bh) {
-        fprintf(stderr, "libaioctx: out of memory allocating a BH\n");
-        abort();
+        abort(); /* QEMU's BH constructors cannot fail either */
     }
-    *bh = (QEMUBH){ .ctx = ctx, .cb = cb, .opaque = opaque, .name = name,
-                    .guard = guard };
+    *bh = (QEMUBH){
+        .ctx = ctx, .cb = cb, .opaque = opaque, .name = name, .guard = guard
+    };
     return bh;
 }
 
@@ -83,13 +133,63 @@ static void bh_free(QEMUBH *bh)
     free(bh);
 }
 
-/* Set flags; link the BH unless it was linked already; wake the loop. */
-static void bh_enqueue(QEMUBH *bh, unsigned new_flags)
+/* ---- scheduling ---- */
+
+/* Append bh to the home FIFO unless it is on it (or in a slice) already. */
+static void bh_home_link(AioContext *ctx, QEMUBH *bh)
+{
+    if (bh->home_linked) {
+        return;
+    }
+    bh->home_linked = true;
+    bh->home_next = NULL;
+    *ctx->home_tailp = bh;
+    ctx->home_tailp = &bh->home_next;
+}
+
+/* Schedule from inside ctx's aio_poll(): plain stores only. */
+static void bh_schedule_home(QEMUBH *bh, bool idle)
+{
+    AioContext *ctx = bh->ctx;
+    unsigned flags = aio_load(&bh->flags);
+
+    /* Already requested remotely, as strongly: nothing more to do. */
+    if ((flags & BH_SCHEDULED) && (idle || !(flags & BH_IDLE))) {
+        return;
+    }
+    bh->home_idle = bh->home_sched ? bh->home_idle && idle : idle;
+    bh->home_sched = true;
+    bh->home_cancels = aio_load(&bh->cancels);
+    bh_home_link(ctx, bh);
+    /* aio_prepare() may have announced a sleep in a foreign loop. */
+    if (aio_load(&ctx->notify_me)) {
+        aio_notify(ctx);
+    }
+}
+
+/* Push bh onto the remote LIFO; true if it was empty. */
+static void bh_push_remote(AioContext *ctx, QEMUBH *bh)
+{
+    QEMUBH *head = aio_load(&ctx->bh_list);
+
+    do {
+        bh->next = head;
+    } while (!__atomic_compare_exchange_n(&ctx->bh_list, &head, bh, true,
+                                          __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+}
+
+/*
+ * Set flags, link bh unless it is linked already, wake the loop if it may
+ * sleep.  The push and the read of notify_me are both sequentially
+ * consistent: announce_sleep() in poll.c adds to notify_me and then looks
+ * at the remote list, so one of the two sides sees the other.
+ */
+static void bh_enqueue_remote(QEMUBH *bh, unsigned new_flags)
 {
     AioContext *ctx = bh->ctx;
     /*
      * From another thread, the BH may run and its context be freed before
-     * aio_notify() below is done with it: ctx_free() waits for enqueuers.
+     * the wake-up below is done with it: ctx_free() waits for enqueuers.
      */
     bool foreign = aio_tls_current_ctx != ctx;
     unsigned old;
@@ -97,125 +197,34 @@ static void bh_enqueue(QEMUBH *bh, unsigned new_flags)
     if (foreign) {
         __atomic_fetch_add(&ctx->enqueuers, 1, __ATOMIC_SEQ_CST);
     }
-    old = __atomic_fetch_or(&bh->flags, BH_PENDING | new_flags,
-                            __ATOMIC_ACQ_REL);
-    if (!(old & BH_PENDING)) {
-        QEMUBH *head = aio_load(&ctx->bh_list);
-
-        do {
-            bh->next = head;
-        } while (!__atomic_compare_exchange_n(&ctx->bh_list, &head, bh, true,
-                                              __ATOMIC_RELEASE,
-                                              __ATOMIC_RELAXED));
+    old =
+        __atomic_fetch_or(&bh->flags, BH_PENDING | new_flags, __ATOMIC_ACQ_REL);
+    if (old & BH_PENDING) {
+        /* Linked already, maybe cancelled since: the loop must look again. */
+        aio_notify(ctx);
+    } else {
+        bh_push_remote(ctx, bh);
+        /* For busy-polling loops, which watch the flag rather than sleep. */
+        aio_store_release(&ctx->notified, true);
+        if (__atomic_load_n(&ctx->notify_me, __ATOMIC_SEQ_CST)) {
+            event_notifier_set(&ctx->notifier);
+        }
     }
-    aio_notify(ctx);
     if (foreign) {
         __atomic_fetch_sub(&ctx->enqueuers, 1, __ATOMIC_RELEASE);
     }
 }
 
-/* Unlink the first BH of a slice; returns its flags before clearing. */
-static QEMUBH *slice_pop(BHSlice *slice, unsigned *flags)
+static void bh_schedule(QEMUBH *bh, bool idle)
 {
-    QEMUBH *bh = slice->head;
-
-    if (!bh) {
-        return NULL;
+    if (bh_is_home(bh->ctx)) {
+        bh_schedule_home(bh, idle);
+        return;
     }
-    /* Read next before clearing PENDING: a re-schedule rewrites it. */
-    slice->head = bh->next;
-    *flags = __atomic_fetch_and(&bh->flags,
-                                ~(unsigned)(BH_PENDING | BH_SCHEDULED | BH_IDLE),
-                                __ATOMIC_ACQ_REL);
-    return bh;
+    bh_enqueue_remote(bh, BH_SCHEDULED | (idle ? BH_IDLE : 0));
 }
 
-static QEMUBH *bh_list_reverse(QEMUBH *bh)
-{
-    QEMUBH *fifo = NULL;
-
-    while (bh) {
-        QEMUBH *next = bh->next;
-
-        bh->next = fifo;
-        fifo = bh;
-        bh = next;
-    }
-    return fifo;
-}
-
-void aio_bh_init_ctx(AioContext *ctx)
-{
-    ctx->bh_list = NULL;
-    ctx->slice_head = NULL;
-    ctx->slice_tailp = &ctx->slice_head;
-    ctx->bh_all = NULL;
-    pthread_mutex_init(&ctx->bh_all_lock, NULL);
-}
-
-void aio_bh_destroy_ctx(AioContext *ctx)
-{
-    QEMUBH *bh = __atomic_exchange_n(&ctx->bh_list, NULL, __ATOMIC_ACQUIRE);
-
-    /* One-shot BHs live only in bh_list; the rest are on bh_all. */
-    while (bh) {
-        QEMUBH *next = bh->next;
-
-        if (aio_load(&bh->flags) & BH_ONESHOT) {
-            free(bh);
-        }
-        bh = next;
-    }
-    while (ctx->bh_all) {
-        bh = ctx->bh_all;
-        bh_all_remove_locked(bh);
-        free(bh);
-    }
-    pthread_mutex_destroy(&ctx->bh_all_lock);
-}
-
-AIOCTX_API QEMUBH *aio_bh_new_full(AioContext *ctx, QEMUBHFunc *cb,
-                                   void *opaque, const char *name,
-                                   MemReentrancyGuard *reentrancy_guard)
-{
-    QEMUBH *bh = bh_alloc(ctx, cb, opaque, name, reentrancy_guard);
-
-    bh_all_add(ctx, bh);
-    return bh;
-}
-
-AIOCTX_API void aio_bh_schedule_oneshot_full(AioContext *ctx, QEMUBHFunc *cb,
-                                             void *opaque, const char *name)
-{
-    QEMUBH *bh = bh_alloc(ctx, cb, opaque, name, NULL);
-
-    bh->flags = BH_ONESHOT;
-    bh_enqueue(bh, BH_SCHEDULED);
-}
-
-AIOCTX_API void qemu_bh_schedule(QEMUBH *bh)
-{
-    bh_enqueue(bh, BH_SCHEDULED);
-}
-
-AIOCTX_API void qemu_bh_schedule_idle(QEMUBH *bh)
-{
-    bh_enqueue(bh, BH_SCHEDULED | BH_IDLE);
-}
-
-AIOCTX_API void qemu_bh_cancel(QEMUBH *bh)
-{
-    /*
-     * Acquire too: a caller that cancels and then looks for work must see
-     * whatever a racing qemu_bh_schedule() published before it scheduled.
-     */
-    __atomic_fetch_and(&bh->flags, ~(unsigned)BH_SCHEDULED, __ATOMIC_ACQ_REL);
-}
-
-AIOCTX_API void qemu_bh_delete(QEMUBH *bh)
-{
-    bh_enqueue(bh, BH_DELETED);
-}
+/* ---- running ---- */
 
 /* aio_bh_call(), called directly: no PLT hop from aio_bh_poll(). */
 static inline void bh_call(QEMUBH *bh)
@@ -233,9 +242,115 @@ static inline void bh_call(QEMUBH *bh)
     }
 }
 
-AIOCTX_API void aio_bh_call(QEMUBH *bh)
+/* Run bh if asked (idle says how); free a one-shot BH afterwards. */
+static int bh_run(QEMUBH *bh, unsigned flags, bool idle)
 {
+    if (flags & BH_ONESHOT) {
+        bh_call(bh);
+        free(bh);
+        return !idle;
+    }
     bh_call(bh);
+    return !idle;
+}
+
+/*
+ * Take the remote request too, if there is one, so that a BH scheduled
+ * both ways runs once.  Returns the flags seen.
+ */
+static unsigned bh_take_remote_request(QEMUBH *bh, bool *run, bool *idle)
+{
+    unsigned flags = aio_load_acquire(&bh->flags);
+
+    if ((flags & (BH_SCHEDULED | BH_DELETED)) == BH_SCHEDULED) {
+        flags = __atomic_fetch_and(
+            &bh->flags, ~(unsigned)(BH_SCHEDULED | BH_IDLE), __ATOMIC_ACQ_REL);
+        if (flags & BH_SCHEDULED) {
+            *idle = *run ? *idle && (flags & BH_IDLE) : (flags & BH_IDLE);
+            *run = true;
+        }
+    }
+    return flags;
+}
+
+/* One entry of a slice's home part. */
+static int bh_pop_home(BHSlice *s)
+{
+    QEMUBH *bh = s->home;
+    bool run, idle = bh->home_idle;
+    unsigned flags;
+
+    s->home = bh->home_next;
+    bh->home_linked = false;
+    run = bh->home_sched &&
+          bh->home_cancels == __atomic_load_n(&bh->cancels, __ATOMIC_ACQUIRE);
+    bh->home_sched = false;
+    flags = bh_take_remote_request(bh, &run, &idle);
+    if (flags & BH_DELETED) {
+        /* The remote entry, if any, frees it. */
+        if (!(flags & BH_PENDING)) {
+            bh_free(bh);
+        }
+        return 0;
+    }
+    return run ? bh_run(bh, flags, idle) : 0;
+}
+
+/* One entry of a slice's remote part. */
+static int bh_pop_remote(BHSlice *s)
+{
+    QEMUBH *bh = s->remote;
+    unsigned flags;
+    bool run, idle;
+
+    /* Read next before clearing PENDING: a re-schedule rewrites it. */
+    s->remote = bh->next;
+    flags = __atomic_fetch_and(&bh->flags,
+                               ~(unsigned)(BH_PENDING | BH_SCHEDULED | BH_IDLE),
+                               __ATOMIC_ACQ_REL);
+    if (flags & BH_DELETED) {
+        /* The home entry, if any, frees it. */
+        if (!bh->home_linked) {
+            bh_free(bh);
+        }
+        return 0;
+    }
+    run = flags & BH_SCHEDULED;
+    idle = flags & BH_IDLE;
+    if (bh->home_sched &&
+        bh->home_cancels == __atomic_load_n(&bh->cancels, __ATOMIC_ACQUIRE)) {
+        idle = run ? idle && bh->home_idle : bh->home_idle;
+        run = true;
+    }
+    bh->home_sched = false; /* a home entry still linked finds nothing */
+    return run ? bh_run(bh, flags, idle) : 0;
+}
+
+static QEMUBH *bh_list_reverse(QEMUBH *bh)
+{
+    QEMUBH *fifo = NULL;
+
+    while (bh) {
+        QEMUBH *next = bh->next;
+
+        bh->next = fifo;
+        fifo = bh;
+        bh = next;
+    }
+    return fifo;
+}
+
+/* Move both lists into slice, home entries first. */
+static void bh_take_lists(AioContext *ctx, BHSlice *slice)
+{
+    slice->home = ctx->home_head;
+    ctx->home_head = NULL;
+    ctx->home_tailp = &ctx->home_head;
+    slice->remote = NULL;
+    if (aio_load(&ctx->bh_list)) {
+        slice->remote = bh_list_reverse(
+            __atomic_exchange_n(&ctx->bh_list, NULL, __ATOMIC_ACQUIRE));
+    }
 }
 
 AIOCTX_API int aio_bh_poll(AioContext *ctx)
@@ -246,55 +361,178 @@ AIOCTX_API int aio_bh_poll(AioContext *ctx)
 
     /*
      * Nothing scheduled and no outer call to finish: skip the locked
-     * exchange.  The acquire load pairs with bh_enqueue()'s release push
-     * just as the exchange would; a later push is seen on the next call.
+     * exchange.  The acquire load pairs with the remote push just as the
+     * exchange would; a later push is seen on the next call.
      */
-    if (!ctx->slice_head && !aio_load_acquire(&ctx->bh_list)) {
+    if (!ctx->slice_head && !ctx->home_head &&
+        !aio_load_acquire(&ctx->bh_list)) {
         return 0;
     }
-    slice.head = bh_list_reverse(
-        __atomic_exchange_n(&ctx->bh_list, NULL, __ATOMIC_ACQUIRE));
+    bh_take_lists(ctx, &slice);
     *ctx->slice_tailp = &slice;
     ctx->slice_tailp = &slice.next;
 
+    /* A nested call may drain and unlink any slice, ours included. */
     while ((s = ctx->slice_head)) {
-        unsigned flags;
-        QEMUBH *bh = slice_pop(s, &flags);
-
-        if (!bh) {
+        while (s->home) {
+            ret |= bh_pop_home(s);
+        }
+        while (s->remote) {
+            ret |= bh_pop_remote(s);
+        }
+        if (ctx->slice_head == s && !s->home) {
             ctx->slice_head = s->next;
             if (!s->next) {
                 ctx->slice_tailp = &ctx->slice_head;
             }
-            continue;
-        }
-        if ((flags & (BH_SCHEDULED | BH_DELETED)) == BH_SCHEDULED) {
-            if (!(flags & BH_IDLE)) {
-                ret = 1;
-            }
-            bh_call(bh);
-        }
-        if (flags & (BH_DELETED | BH_ONESHOT)) {
-            bh_free(bh);
         }
     }
     return ret;
 }
 
-/* What the BHs on one chain ask of the timeout, folded into *timeout. */
-static bool bh_chain_timeout(QEMUBH *bh, int64_t *timeout)
+/* ---- life cycle ---- */
+
+void aio_bh_init_ctx(AioContext *ctx)
+{
+    ctx->bh_list = NULL;
+    ctx->home_head = NULL;
+    ctx->home_tailp = &ctx->home_head;
+    ctx->slice_head = NULL;
+    ctx->slice_tailp = &ctx->slice_head;
+    ctx->bh_all = NULL;
+    pthread_mutex_init(&ctx->bh_all_lock, NULL);
+}
+
+void aio_bh_destroy_ctx(AioContext *ctx)
+{
+    QEMUBH *bh = __atomic_exchange_n(&ctx->bh_list, NULL, __ATOMIC_ACQUIRE);
+
+    /* One-shot BHs live only on one list; the rest are on bh_all. */
+    while (bh) {
+        QEMUBH *next = bh->next;
+
+        if (aio_load(&bh->flags) & BH_ONESHOT) {
+            free(bh);
+        }
+        bh = next;
+    }
+    for (bh = ctx->home_head; bh;) {
+        QEMUBH *next = bh->home_next;
+
+        if (aio_load(&bh->flags) & BH_ONESHOT) {
+            free(bh);
+        }
+        bh = next;
+    }
+    ctx->home_head = NULL;
+    while (ctx->bh_all) {
+        bh = ctx->bh_all;
+        bh_all_remove_locked(bh);
+        free(bh);
+    }
+    pthread_mutex_destroy(&ctx->bh_all_lock);
+}
+
+/* ---- the public calls ---- */
+
+AIOCTX_API QEMUBH *aio_bh_new_full(AioContext *ctx, QEMUBHFunc *cb,
+                                   void *opaque, const char *name,
+                                   MemReentrancyGuard *reentrancy_guard)
+{
+    QEMUBH *bh = bh_alloc(ctx, cb, opaque, name, reentrancy_guard);
+
+    bh_all_add(ctx, bh);
+    return bh;
+}
+
+AIOCTX_API void aio_bh_schedule_oneshot_full(AioContext *ctx, QEMUBHFunc *cb,
+                                             void *opaque, const char *name)
+{
+    QEMUBH *bh = bh_alloc(ctx, cb, opaque, name, NULL);
+
+    bh->flags = BH_ONESHOT;
+    bh_schedule(bh, false);
+}
+
+AIOCTX_API void qemu_bh_schedule(QEMUBH *bh)
+{
+    bh_schedule(bh, false);
+}
+
+AIOCTX_API void qemu_bh_schedule_idle(QEMUBH *bh)
+{
+    bh_schedule(bh, true);
+}
+
+AIOCTX_API void qemu_bh_cancel(QEMUBH *bh)
+{
+    if (bh_is_home(bh->ctx)) {
+        bh->home_sched = false;
+    } else {
+        /* Home requests made before this call no longer run. */
+        __atomic_fetch_add(&bh->cancels, 1, __ATOMIC_RELEASE);
+    }
+    /*
+     * Acquire too: a caller that cancels and then looks for work must see
+     * whatever a racing qemu_bh_schedule() published before it scheduled.
+     */
+    if (aio_load(&bh->flags) & BH_SCHEDULED) {
+        __atomic_fetch_and(&bh->flags, ~(unsigned)BH_SCHEDULED,
+                           __ATOMIC_ACQ_REL);
+    }
+}
+
+AIOCTX_API void qemu_bh_delete(QEMUBH *bh)
+{
+    AioContext *ctx = bh->ctx;
+
+    if (!bh_is_home(ctx)) {
+        bh_enqueue_remote(bh, BH_DELETED);
+        return;
+    }
+    /* Mark it; whichever list entry is reached last frees it. */
+    bh->home_sched = false;
+    __atomic_fetch_or(&bh->flags, BH_DELETED, __ATOMIC_RELEASE);
+    bh_home_link(ctx, bh);
+}
+
+AIOCTX_API void aio_bh_call(QEMUBH *bh)
+{
+    bh_call(bh);
+}
+
+/* ---- what the scheduled BHs ask of the timeout ---- */
+
+/* Fold one request into *timeout; true when it asks for no wait at all. */
+static bool bh_request_timeout(bool idle, int64_t *timeout)
+{
+    if (!idle) {
+        *timeout = 0;
+        return true;
+    }
+    *timeout = BH_IDLE_TIMEOUT_NS;
+    return false;
+}
+
+static bool bh_remote_chain_timeout(QEMUBH *bh, int64_t *timeout)
 {
     for (; bh; bh = aio_load(&bh->next)) {
         unsigned flags = aio_load(&bh->flags);
 
-        if ((flags & (BH_SCHEDULED | BH_DELETED)) != BH_SCHEDULED) {
-            continue;
-        }
-        if (!(flags & BH_IDLE)) {
-            *timeout = 0;
+        if ((flags & (BH_SCHEDULED | BH_DELETED)) == BH_SCHEDULED &&
+            bh_request_timeout(flags & BH_IDLE, timeout)) {
             return true;
         }
-        *timeout = BH_IDLE_TIMEOUT_NS;
+    }
+    return false;
+}
+
+static bool bh_home_chain_timeout(QEMUBH *bh, int64_t *timeout)
+{
+    for (; bh; bh = bh->home_next) {
+        if (bh->home_sched && bh_request_timeout(bh->home_idle, timeout)) {
+            return true;
+        }
     }
     return false;
 }
@@ -303,13 +541,25 @@ int64_t aio_bh_timeout(AioContext *ctx)
 {
     int64_t timeout = -1;
 
-    if (bh_chain_timeout(aio_load_acquire(&ctx->bh_list), &timeout)) {
+    /* The common case of a BH scheduled from inside the loop, at once. */
+    if (ctx->home_head && ctx->home_head->home_sched &&
+        !ctx->home_head->home_idle) {
+        return 0;
+    }
+    if (bh_home_chain_timeout(ctx->home_head, &timeout) ||
+        bh_remote_chain_timeout(aio_load_acquire(&ctx->bh_list), &timeout)) {
         return 0;
     }
     for (BHSlice *s = ctx->slice_head; s; s = s->next) {
-        if (bh_chain_timeout(s->head, &timeout)) {
+        if (bh_home_chain_timeout(s->home, &timeout) ||
+            bh_remote_chain_timeout(s->remote, &timeout)) {
             return 0;
         }
     }
     return timeout;
+}
+
+bool aio_bh_remote_pending(AioContext *ctx)
+{
+    return __atomic_load_n(&ctx->bh_list, __ATOMIC_SEQ_CST) != NULL;
 }

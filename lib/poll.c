@@ -102,14 +102,31 @@ static bool poll_handlers_nonblocking(AioContext *ctx, AioReadyList *ready)
     return aio_run_poll_handlers_once(ctx, ready, &any);
 }
 
-/* The notify_me half of the Dekker pair with aio_notify(). */
+/*
+ * The notify_me half of the Dekker pairs with aio_notify() (which sets
+ * notified) and with a remote BH push (which reads notify_me after it).
+ */
 static int64_t announce_sleep(AioContext *ctx, int64_t timeout)
 {
     __atomic_fetch_add(&ctx->notify_me, 2, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&ctx->notified, __ATOMIC_SEQ_CST)) {
+    if (__atomic_load_n(&ctx->notified, __ATOMIC_SEQ_CST) ||
+        aio_bh_remote_pending(ctx)) {
         return 0;
     }
     return timeout;
+}
+
+/*
+ * Become a visitor of the handler list the first time a phase needs it:
+ * an iteration that only runs bottom halves and timers never touches the
+ * list, so it pays no locked instruction for it.
+ */
+static inline void handlers_visit(AioContext *ctx, bool *visiting)
+{
+    if (!*visiting) {
+        lockcnt_inc(&ctx->list_lock);
+        *visiting = true;
+    }
 }
 
 static bool wait_on_engine(AioContext *ctx, AioReadyList *ready,
@@ -132,31 +149,39 @@ static bool wait_on_engine(AioContext *ctx, AioReadyList *ready,
 static bool poll_once(AioContext *ctx, bool blocking, bool force_wait)
 {
     AioReadyList ready = { NULL };
-    bool progress, use_notify_me;
+    bool progress = false, use_notify_me, visiting = false;
     int64_t timeout, start = 0, poll_end = 0;
     bool polling = aio_load(&ctx->poll_max_ns) != 0;
+    AioContext *outer = aio_bh_enter_poll(ctx);
 
-    lockcnt_inc(&ctx->list_lock);
     /* Also when polling was just turned off: a stale poll_ns would spin. */
     if (aio_load_acquire(&ctx->poll_reset)) {
         aio_store(&ctx->poll_reset, false);
         ctx->poll_ns = 0;
+    }
+    /* Deleted handlers left by another walker are freed below. */
+    if (polling || aio_load(&ctx->deleted_count)) {
+        handlers_visit(ctx, &visiting);
     }
     if (polling) {
         start = aio_now_ns();
     }
 
     timeout = blocking ? aio_compute_timeout(ctx) : 0;
-    progress = try_poll_mode(ctx, &ready, &timeout, &poll_end);
+    if (polling) {
+        progress = try_poll_mode(ctx, &ready, &timeout, &poll_end);
+    }
 
     use_notify_me = timeout != 0;
     if (use_notify_me) {
         timeout = announce_sleep(ctx, timeout);
     }
     if (timeout != 0 || force_wait || ctx->engine->need_wait(ctx)) {
+        handlers_visit(ctx, &visiting);
         progress |= wait_on_engine(ctx, &ready, timeout);
         poll_end = 0; /* the wait took time of its own */
-    } else if (!ready.head) {
+    } else if (!ready.head && aio_load(&ctx->handler_count) > 1) {
+        handlers_visit(ctx, &visiting);
         progress |= poll_handlers_nonblocking(ctx, &ready);
     }
     if (use_notify_me) {
@@ -176,10 +201,13 @@ static bool poll_once(AioContext *ctx, bool blocking, bool force_wait)
     if (ctx->engine->file_dispatch) {
         progress |= ctx->engine->file_dispatch(ctx); /* file I/O completions */
     }
-    aio_free_deleted_handlers(ctx);
-    lockcnt_dec(&ctx->list_lock);
+    if (visiting) {
+        aio_free_deleted_handlers(ctx);
+        lockcnt_dec(&ctx->list_lock);
+    }
 
     progress |= aio_timers_run(ctx->tlg);
+    aio_bh_leave_poll(outer);
     return progress;
 }
 
@@ -194,7 +222,7 @@ AIOCTX_API bool aio_prepare(AioContext *ctx)
 
     __atomic_fetch_or(&ctx->notify_me, 1, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&ctx->notified, __ATOMIC_SEQ_CST) ||
-        aio_compute_timeout(ctx) == 0) {
+        aio_bh_remote_pending(ctx) || aio_compute_timeout(ctx) == 0) {
         return true;
     }
     /* The engine's pollfd must cover every handler before we sleep. */

@@ -420,6 +420,196 @@ START_TEST(test_notify_wakes_without_progress)
 }
 END_TEST
 
+/* ---- a BH requested both from inside the loop and from another thread ---- */
+
+typedef enum { MIX_SCHEDULE, MIX_CANCEL, MIX_DELETE } MixOp;
+
+typedef struct {
+    QEMUBH *target;
+    MixOp op;
+} MixThread;
+
+static void *mix_thread(void *opaque)
+{
+    MixThread *m = opaque;
+
+    switch (m->op) {
+    case MIX_SCHEDULE:
+        qemu_bh_schedule(m->target);
+        break;
+    case MIX_CANCEL:
+        qemu_bh_cancel(m->target);
+        break;
+    case MIX_DELETE:
+        qemu_bh_delete(m->target);
+        break;
+    }
+    return NULL;
+}
+
+/* Run op on target in another thread and wait for it. */
+static void mix_in_thread(QEMUBH *target, MixOp op)
+{
+    MixThread m = { .target = target, .op = op };
+    pthread_t th;
+
+    ck_assert_int_eq(pthread_create(&th, NULL, mix_thread, &m), 0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+}
+
+typedef struct {
+    QEMUBH *target;
+    MixOp remote_op; /* done from another thread after scheduling target */
+    bool remote_first; /* the other thread acts before the loop schedules */
+} MixScheduler;
+
+/* A BH of the loop: schedule the target from inside aio_poll. */
+static void mix_scheduler_cb(void *opaque)
+{
+    MixScheduler *ms = opaque;
+
+    if (ms->remote_first) {
+        mix_in_thread(ms->target, ms->remote_op);
+        qemu_bh_schedule(ms->target);
+        return;
+    }
+    qemu_bh_schedule(ms->target);
+    mix_in_thread(ms->target, ms->remote_op);
+}
+
+/* Poll until nothing happens; returns the number of progressing polls. */
+static int poll_until_idle(AioContext *ctx)
+{
+    int n = 0;
+
+    while (aio_poll(ctx, false)) {
+        n++;
+    }
+    return n;
+}
+
+START_TEST(test_bh_home_and_remote_request_run_once)
+{
+    AioContext *ctx = test_ctx_new();
+    Counter c = { 0 };
+    QEMUBH *target = aio_bh_new(ctx, count_cb, &c);
+
+    for (int remote_first = 0; remote_first <= 1; remote_first++) {
+        MixScheduler ms = { .target = target, .remote_op = MIX_SCHEDULE,
+                            .remote_first = remote_first };
+        QEMUBH *sched = aio_bh_new(ctx, mix_scheduler_cb, &ms);
+
+        c.n = 0;
+        qemu_bh_schedule(sched);
+        ck_assert(aio_poll(ctx, false)); /* runs sched only */
+        ck_assert_int_eq(c.n, 0);
+        poll_until_idle(ctx);
+        ck_assert_int_eq(c.n, 1); /* two requests before it ran: one run */
+        qemu_bh_delete(sched);
+    }
+    qemu_bh_delete(target);
+    poll_until_idle(ctx);
+    aio_context_unref(ctx);
+}
+END_TEST
+
+START_TEST(test_bh_remote_cancel_undoes_home_request)
+{
+    AioContext *ctx = test_ctx_new();
+    Counter c = { 0 };
+    QEMUBH *target = aio_bh_new(ctx, count_cb, &c);
+    MixScheduler ms = { .target = target, .remote_op = MIX_CANCEL };
+    QEMUBH *sched = aio_bh_new(ctx, mix_scheduler_cb, &ms);
+
+    qemu_bh_schedule(sched);
+    poll_until_idle(ctx);
+    ck_assert_int_eq(c.n, 0);
+    /* Cancelled, not broken: a later request runs it once. */
+    qemu_bh_schedule(target);
+    ck_assert(aio_poll(ctx, false));
+    ck_assert_int_eq(c.n, 1);
+    ck_assert(!aio_poll(ctx, false));
+
+    /* Cancel first, then the loop schedules: the request stands. */
+    ms.remote_first = true;
+    qemu_bh_schedule(sched);
+    poll_until_idle(ctx);
+    ck_assert_int_eq(c.n, 2);
+    qemu_bh_delete(sched);
+    qemu_bh_delete(target);
+    poll_until_idle(ctx);
+    aio_context_unref(ctx);
+}
+END_TEST
+
+START_TEST(test_bh_remote_delete_of_home_request)
+{
+    AioContext *ctx = test_ctx_new();
+    Counter c = { 0 };
+    QEMUBH *target = aio_bh_new(ctx, count_cb, &c);
+    MixScheduler ms = { .target = target, .remote_op = MIX_DELETE };
+    QEMUBH *sched = aio_bh_new(ctx, mix_scheduler_cb, &ms);
+
+    /* Linked on both lists when deleted: freed once (ASan), never run. */
+    qemu_bh_schedule(sched);
+    poll_until_idle(ctx);
+    ck_assert_int_eq(c.n, 0);
+    qemu_bh_delete(sched);
+    poll_until_idle(ctx);
+    aio_context_unref(ctx);
+}
+END_TEST
+
+static void delete_target_cb(void *opaque)
+{
+    qemu_bh_delete(opaque);
+}
+
+START_TEST(test_bh_home_delete_of_remote_request)
+{
+    AioContext *ctx = test_ctx_new();
+    Counter c = { 0 };
+    QEMUBH *target = aio_bh_new(ctx, count_cb, &c);
+    QEMUBH *killer = aio_bh_new(ctx, delete_target_cb, target);
+
+    /* killer runs first and deletes target, linked on the remote list. */
+    qemu_bh_schedule(killer);
+    mix_in_thread(target, MIX_SCHEDULE);
+    poll_until_idle(ctx);
+    ck_assert_int_eq(c.n, 0);
+    qemu_bh_delete(killer);
+    poll_until_idle(ctx);
+    aio_context_unref(ctx);
+}
+END_TEST
+
+static void idle_then_normal_cb(void *opaque)
+{
+    QEMUBH *target = opaque;
+
+    qemu_bh_schedule_idle(target);
+    qemu_bh_schedule(target); /* the stronger request wins */
+}
+
+START_TEST(test_bh_home_idle_then_schedule_is_progress)
+{
+    AioContext *ctx = test_ctx_new();
+    Counter c = { 0 };
+    QEMUBH *target = aio_bh_new(ctx, count_cb, &c);
+    QEMUBH *sched = aio_bh_new(ctx, idle_then_normal_cb, target);
+
+    qemu_bh_schedule(sched);
+    ck_assert(aio_poll(ctx, false));
+    ck_assert_int_eq(aio_compute_timeout(ctx), 0);
+    ck_assert(aio_poll(ctx, true)); /* target counts as progress */
+    ck_assert_int_eq(c.n, 1);
+    qemu_bh_delete(sched);
+    qemu_bh_delete(target);
+    poll_until_idle(ctx);
+    aio_context_unref(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("bh");
@@ -443,6 +633,11 @@ int main(void)
     tcase_add_test(tc, test_bh_cross_thread_exact_count);
     tcase_add_test(tc, test_bh_cross_thread_wakes_blocking_poll);
     tcase_add_test(tc, test_notify_wakes_without_progress);
+    tcase_add_test(tc, test_bh_home_and_remote_request_run_once);
+    tcase_add_test(tc, test_bh_remote_cancel_undoes_home_request);
+    tcase_add_test(tc, test_bh_remote_delete_of_home_request);
+    tcase_add_test(tc, test_bh_home_delete_of_remote_request);
+    tcase_add_test(tc, test_bh_home_idle_then_schedule_is_progress);
     suite_add_tcase(s, tc);
     return test_main(s);
 }

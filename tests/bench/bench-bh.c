@@ -78,6 +78,12 @@ static AioContext *w1_ctx_new(W1Run *r)
         error_free(err);
         r->setup_failed = true;
     }
+    /*
+     * This thread is the context's loop thread, as QEMU's main loop or an
+     * IOThread is for theirs: declare it, so that qemu_bh_schedule() from
+     * here does not pay for the cross-thread destruction guard.
+     */
+    qemu_set_current_aio_context(ctx);
     return ctx;
 }
 
