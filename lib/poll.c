@@ -129,16 +129,45 @@ static inline void handlers_visit(AioContext *ctx, bool *visiting)
     }
 }
 
+/* Did something arrive that a sleeping wait would have been woken for? */
+static bool wake_pending(AioContext *ctx)
+{
+    return __atomic_load_n(&ctx->notified, __ATOMIC_SEQ_CST) ||
+           aio_bh_remote_pending(ctx);
+}
+
+/*
+ * Wait on the engine.  A wait that ends with nothing found before its
+ * deadline (a signal interrupted it, or the engine woke for its own
+ * bookkeeping) waits again for the time that is left, so that a blocking
+ * aio_poll() returns only after progress, a wake-up, or its deadline.
+ */
 static bool wait_on_engine(AioContext *ctx, AioReadyList *ready,
                            int64_t timeout)
 {
     bool progress = false, any = false;
+    int64_t deadline = 0;
+    int n;
 
     progress = aio_poll_set_started(ctx, ready, false, &any);
     if (any) {
         timeout = 0;
     }
-    ctx->engine->wait(ctx, ready, timeout);
+    if (timeout > 0) {
+        deadline = aio_now_ns() + timeout;
+    }
+    for (;;) {
+        n = ctx->engine->wait(ctx, ready, timeout);
+        if (n != 0 || ready->head || timeout == 0 || wake_pending(ctx)) {
+            break;
+        }
+        if (timeout > 0) {
+            timeout = deadline - aio_now_ns();
+            if (timeout <= 0) {
+                break;
+            }
+        }
+    }
     return progress;
 }
 

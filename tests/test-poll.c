@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -691,6 +692,101 @@ START_TEST(test_foreign_loop_cross_thread)
 }
 END_TEST
 
+/* ---- a blocking aio_poll() under a storm of signals ---- */
+
+static volatile sig_atomic_t storm_signals;
+
+static void storm_handler(int sig)
+{
+    (void)sig;
+    storm_signals++;
+}
+
+typedef struct {
+    pthread_t target;
+    bool stop; /* atomic */
+    QEMUBH *late_bh; /* scheduled after late_ms, if set */
+    int late_ms;
+} Storm;
+
+static void *storm_thread(void *opaque)
+{
+    Storm *st = opaque;
+    int64_t start = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
+
+    while (!__atomic_load_n(&st->stop, __ATOMIC_ACQUIRE)) {
+        pthread_kill(st->target, SIGUSR1);
+        usleep(200);
+        if (st->late_bh && qemu_clock_get_ns(QEMU_CLOCK_REALTIME) - start >=
+                               st->late_ms * MS) {
+            qemu_bh_schedule(st->late_bh);
+            st->late_bh = NULL;
+        }
+    }
+    return NULL;
+}
+
+static void storm_start(Storm *st, pthread_t *th)
+{
+    struct sigaction sa = { .sa_handler = storm_handler }; /* no SA_RESTART */
+
+    sigemptyset(&sa.sa_mask);
+    ck_assert_int_eq(sigaction(SIGUSR1, &sa, NULL), 0);
+    storm_signals = 0;
+    st->target = pthread_self();
+    ck_assert_int_eq(pthread_create(th, NULL, storm_thread, st), 0);
+}
+
+static void storm_stop(Storm *st, pthread_t th)
+{
+    __atomic_store_n(&st->stop, true, __ATOMIC_RELEASE);
+    pthread_join(th, NULL);
+    signal(SIGUSR1, SIG_IGN);
+}
+
+static void timer_count_cb(void *opaque)
+{
+    (*(int *)opaque)++;
+}
+
+START_TEST(test_blocking_poll_survives_signals)
+{
+    AioContext *ctx = test_ctx_new();
+    int fired = 0, ran = 0;
+    QEMUTimer *t = aio_timer_new(ctx, QEMU_CLOCK_REALTIME, SCALE_MS,
+                                 timer_count_cb, &fired);
+    QEMUBH *bh = aio_bh_new(ctx, bh_count_cb, &ran);
+    Storm st = { .late_ms = 20 };
+    pthread_t th;
+    int64_t t0, deadline;
+
+    /* A timer 30 ms ahead: one aio_poll sleeps through the signals. */
+    t0 = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
+    deadline = t0 + 30 * MS;
+    timer_mod_ns(t, deadline);
+    storm_start(&st, &th);
+    ck_assert(aio_poll(ctx, true));
+    ck_assert_int_eq(fired, 1);
+    ck_assert_int_ge(qemu_clock_get_ns(QEMU_CLOCK_REALTIME), deadline);
+    ck_assert_int_gt(storm_signals, 0);
+
+    /* Nothing armed: a BH from another thread 20 ms later ends it. */
+    storm_stop(&st, th);
+    st.late_bh = bh;
+    st.stop = false;
+    storm_start(&st, &th);
+    ck_assert(aio_poll(ctx, true));
+    storm_stop(&st, th);
+    ck_assert_int_eq(ran, 1);
+    ck_assert_int_gt(storm_signals, 0);
+
+    timer_free(t);
+    qemu_bh_delete(bh);
+    aio_poll(ctx, false);
+    aio_context_unref(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("poll");
@@ -715,6 +811,7 @@ int main(void)
 
     tc = tcase_create("cross-thread");
     tcase_add_test(tc, test_blocking_poll_sleeps);
+    tcase_add_test(tc, test_blocking_poll_survives_signals);
     tcase_add_test(tc, test_blocking_poll_sleeps_with_polling);
     tcase_add_test(tc, test_foreign_loop_cross_thread);
     suite_add_tcase(s, tc);

@@ -364,6 +364,12 @@ AIOCTX_API void aio_timer_init(AioContext *ctx, QEMUTimer *ts,
  * timer or aio_notify() wakes it (busy-polling first when enabled).
  * Returns true if a callback made progress: a wake-up by aio_notify()
  * alone returns false, so callers loop "while (cond) aio_poll(ctx, true)".
+ * A blocking call returns only after progress, an aio_notify() (which
+ * aio_context_stop() and cross-thread qemu_bh_schedule() use), or the
+ * deadline of the earliest timer: a signal that interrupts the wait makes
+ * it wait again for the time that is left.
+ * A BH scheduled by this thread while inside aio_poll() costs no atomic
+ * read-modify-write and no wake-up.
  * Home thread; may nest inside callbacks.
  */
 AIOCTX_API bool no_coroutine_fn aio_poll(AioContext *ctx, bool blocking);
