@@ -36,10 +36,10 @@ struct AioHandler {
     IOHandler *io_poll_begin;
     IOHandler *io_poll_end;
     void *opaque;
-    bool deleted;     /* atomic: removed or replaced */
-    bool is_notifier; /* the context's own notifier: never progress */
-    bool poll_ready;  /* io_poll said ready; io_poll_ready must run */
-    bool in_poll_ready; /* io_poll_ready is running: do not poll again */
+    bool deleted;             /* atomic: removed or replaced */
+    bool is_notifier;         /* the context's own notifier: never progress */
+    bool poll_ready;          /* io_poll said ready; io_poll_ready must run */
+    bool in_poll_ready;       /* io_poll_ready is running: do not poll again */
     unsigned poll_ready_runs; /* io_poll_ready calls; home thread */
     int revents;
     /* All handlers; walkers follow next with acquire loads. */
@@ -87,6 +87,9 @@ struct AioContext {
     /* Slices being run by (nested) aio_bh_poll calls; home thread only. */
     BHSlice *slice_head;
     BHSlice **slice_tailp;
+    /* One-shot BHs kept for reuse by the thread that runs them (bh.c). */
+    QEMUBH *oneshot_cache;
+    unsigned oneshot_cached;
     /* Every BH made by aio_bh_new_full, so destruction can free it. */
     pthread_mutex_t bh_all_lock;
     QEMUBH *bh_all;
@@ -145,12 +148,26 @@ int64_t aio_bh_timeout(AioContext *ctx);
  */
 bool aio_bh_remote_pending(AioContext *ctx);
 /*
- * aio_poll() brackets its iteration with these: BHs that the calling
- * thread schedules on ctx in between take the home path.  enter returns
- * the previous value for leave (nested polls of other contexts).
+ * The context whose aio_poll() the calling thread is inside (innermost),
+ * or NULL.  aio_poll() brackets its iteration with aio_bh_enter_poll() and
+ * aio_bh_leave_poll(): BHs that the thread schedules on that context in
+ * between take the home path (bh.c).
  */
-AioContext *aio_bh_enter_poll(AioContext *ctx);
-void aio_bh_leave_poll(AioContext *outer);
+extern __thread AioContext *aio_tls_polling_ctx
+    __attribute__((tls_model("initial-exec")));
+
+static inline AioContext *aio_bh_enter_poll(AioContext *ctx)
+{
+    AioContext *outer = aio_tls_polling_ctx;
+
+    aio_tls_polling_ctx = ctx;
+    return outer;
+}
+
+static inline void aio_bh_leave_poll(AioContext *outer)
+{
+    aio_tls_polling_ctx = outer;
+}
 
 /*
  * context.c: the calling thread's current context (what

@@ -62,29 +62,13 @@ struct QEMUBH {
     QEMUBH **all_pprev;
 };
 
-/*
- * The context whose aio_poll() the calling thread is inside (innermost),
- * or NULL; see aio_bh_enter_poll().
- */
-static __thread AioContext *bh_tls_polling_ctx
+/* See aio-internal.h. */
+__thread AioContext *aio_tls_polling_ctx
     __attribute__((tls_model("initial-exec")));
-
-AioContext *aio_bh_enter_poll(AioContext *ctx)
-{
-    AioContext *prev = bh_tls_polling_ctx;
-
-    bh_tls_polling_ctx = ctx;
-    return prev;
-}
-
-void aio_bh_leave_poll(AioContext *prev)
-{
-    bh_tls_polling_ctx = prev;
-}
 
 static inline bool bh_is_home(AioContext *ctx)
 {
-    return bh_tls_polling_ctx == ctx;
+    return aio_tls_polling_ctx == ctx;
 }
 
 static QEMUBH *bh_alloc(AioContext *ctx, QEMUBHFunc *cb, void *opaque,
@@ -242,12 +226,43 @@ static inline void bh_call(QEMUBH *bh)
     }
 }
 
-/* Run bh if asked (idle says how); free a one-shot BH afterwards. */
+/*
+ * One-shot BHs that have run are kept for reuse, up to a bound, by the
+ * thread that runs them; aio_bh_schedule_oneshot() from inside aio_poll()
+ * (the same thread) takes them back without malloc.
+ */
+#define BH_ONESHOT_CACHE_MAX 64
+
+static void bh_oneshot_recycle(AioContext *ctx, QEMUBH *bh)
+{
+    if (ctx->oneshot_cached >= BH_ONESHOT_CACHE_MAX) {
+        free(bh);
+        return;
+    }
+    bh->home_next = ctx->oneshot_cache;
+    ctx->oneshot_cache = bh;
+    ctx->oneshot_cached++;
+}
+
+static QEMUBH *bh_oneshot_reuse(AioContext *ctx)
+{
+    QEMUBH *bh = ctx->oneshot_cache;
+
+    if (bh) {
+        ctx->oneshot_cache = bh->home_next;
+        ctx->oneshot_cached--;
+    }
+    return bh;
+}
+
+/* Run bh if asked (idle says how); recycle a one-shot BH afterwards. */
 static int bh_run(QEMUBH *bh, unsigned flags, bool idle)
 {
     if (flags & BH_ONESHOT) {
+        AioContext *ctx = bh->ctx;
+
         bh_call(bh);
-        free(bh);
+        bh_oneshot_recycle(ctx, bh);
         return !idle;
     }
     bh_call(bh);
@@ -400,6 +415,8 @@ void aio_bh_init_ctx(AioContext *ctx)
     ctx->slice_head = NULL;
     ctx->slice_tailp = &ctx->slice_head;
     ctx->bh_all = NULL;
+    ctx->oneshot_cache = NULL;
+    ctx->oneshot_cached = 0;
     pthread_mutex_init(&ctx->bh_all_lock, NULL);
 }
 
@@ -425,6 +442,9 @@ void aio_bh_destroy_ctx(AioContext *ctx)
         bh = next;
     }
     ctx->home_head = NULL;
+    while ((bh = bh_oneshot_reuse(ctx))) {
+        free(bh);
+    }
     while (ctx->bh_all) {
         bh = ctx->bh_all;
         bh_all_remove_locked(bh);
@@ -448,8 +468,18 @@ AIOCTX_API QEMUBH *aio_bh_new_full(AioContext *ctx, QEMUBHFunc *cb,
 AIOCTX_API void aio_bh_schedule_oneshot_full(AioContext *ctx, QEMUBHFunc *cb,
                                              void *opaque, const char *name)
 {
-    QEMUBH *bh = bh_alloc(ctx, cb, opaque, name, NULL);
+    QEMUBH *bh;
 
+    if (bh_is_home(ctx) && (bh = bh_oneshot_reuse(ctx))) {
+        *bh = (QEMUBH){ .ctx = ctx,
+                        .cb = cb,
+                        .opaque = opaque,
+                        .name = name,
+                        .flags = BH_ONESHOT };
+        bh_schedule_home(bh, false);
+        return;
+    }
+    bh = bh_alloc(ctx, cb, opaque, name, NULL);
     bh->flags = BH_ONESHOT;
     bh_schedule(bh, false);
 }
