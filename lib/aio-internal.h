@@ -81,9 +81,15 @@ struct AioContext {
     QEMUBH *bh_list;
     unsigned notify_me; /* atomic: 2 per aio_poll about to sleep, 1 prepare */
     bool notified;      /* atomic */
-    /* BHs scheduled from inside aio_poll(); the polling thread only. */
+    /*
+     * BHs scheduled by the home thread (bh.c): the thread that polled
+     * last, by aio_thread_id().  home_busy brackets its appends from
+     * outside aio_poll() (atomic, both).
+     */
     QEMUBH *home_head;
     QEMUBH **home_tailp;
+    uint64_t home_thread;
+    bool home_busy;
     /* Slices being run by (nested) aio_bh_poll calls; home thread only. */
     BHSlice *slice_head;
     BHSlice **slice_tailp;
@@ -156,10 +162,28 @@ bool aio_bh_remote_pending(AioContext *ctx);
 extern __thread AioContext *aio_tls_polling_ctx
     __attribute__((tls_model("initial-exec")));
 
+/* A number for the calling thread, never reused; 0 until first asked. */
+extern __thread uint64_t aio_tls_thread_id
+    __attribute__((tls_model("initial-exec")));
+uint64_t aio_thread_id_slow(void);
+
+static inline uint64_t aio_thread_id(void)
+{
+    uint64_t id = aio_tls_thread_id;
+
+    return id ? id : aio_thread_id_slow();
+}
+
+/* Make the calling thread ctx's home thread (bh.c). */
+void aio_bh_take_home(AioContext *ctx);
+
 static inline AioContext *aio_bh_enter_poll(AioContext *ctx)
 {
     AioContext *outer = aio_tls_polling_ctx;
 
+    if (__builtin_expect(aio_load(&ctx->home_thread) != aio_thread_id(), 0)) {
+        aio_bh_take_home(ctx);
+    }
     aio_tls_polling_ctx = ctx;
     return outer;
 }

@@ -4,10 +4,13 @@
  *
  * A BH reaches its context by one of two lists:
  *
- *  - the home list, a plain FIFO that only the thread running aio_poll()
- *    on the context touches.  A BH scheduled from inside that aio_poll()
- *    (by a callback, a timer, a coroutine it entered) takes this path: no
- *    locked instruction and no wake-up, since the scheduler is the loop;
+ *  - the home list, a plain FIFO that only the context's home thread
+ *    touches: the thread that polled it last (aio_poll() takes the home
+ *    over when another thread polls; see aio_bh_take_home()).  A BH
+ *    scheduled from inside aio_poll() (by a callback, a timer, a coroutine
+ *    it entered) takes this path with plain stores only; from the home
+ *    thread outside aio_poll() it costs one fence, the half of a Dekker
+ *    handshake with the take-over.  No wake-up: the scheduler is the loop;
  *  - the remote list, a lock-free LIFO that any other thread pushes onto
  *    (fetch_or of the BH's flags, one compare-and-swap, then a wake-up only
  *    when the loop announced that it may sleep).
@@ -23,6 +26,7 @@
  * started before its own slice, and BHs scheduled while a slice runs wait
  * for the next aio_bh_poll().
  */
+#include <sched.h>
 #include <stdlib.h>
 
 #include "aio-internal.h"
@@ -65,7 +69,32 @@ struct QEMUBH {
 /* See aio-internal.h. */
 __thread AioContext *aio_tls_polling_ctx
     __attribute__((tls_model("initial-exec")));
+__thread uint64_t aio_tls_thread_id __attribute__((tls_model("initial-exec")));
 
+static uint64_t bh_thread_ids; /* atomic; ids are never reused */
+
+uint64_t aio_thread_id_slow(void)
+{
+    aio_tls_thread_id = __atomic_add_fetch(&bh_thread_ids, 1, __ATOMIC_RELAXED);
+    return aio_tls_thread_id;
+}
+
+/*
+ * The calling thread polls ctx but was not its home thread.  Become it,
+ * then wait until the previous home thread has finished an append that
+ * it may have begun before it could see the change: the two sides are a
+ * Dekker pair (home_thread here, home_busy in bh_schedule_home_outside).
+ */
+void aio_bh_take_home(AioContext *ctx)
+{
+    __atomic_store_n(&ctx->home_thread, aio_thread_id(), __ATOMIC_SEQ_CST);
+    /* Seeing home_busy clear also acquires what that thread appended. */
+    while (__atomic_load_n(&ctx->home_busy, __ATOMIC_SEQ_CST)) {
+        sched_yield();
+    }
+}
+
+/* Inside aio_poll(ctx): the home list is ours. */
 static inline bool bh_is_home(AioContext *ctx)
 {
     return aio_tls_polling_ctx == ctx;
@@ -199,10 +228,48 @@ static void bh_enqueue_remote(QEMUBH *bh, unsigned new_flags)
     }
 }
 
+/*
+ * May the calling thread touch ctx's home list and the home fields of its
+ * BHs?  Inside aio_poll(ctx), yes.  In the home thread outside aio_poll(),
+ * yes, between this call and bh_home_end(), bracketed by home_busy so that
+ * a thread taking the home over waits for it (*bracketed is set).
+ */
+static bool bh_home_begin(AioContext *ctx, bool *bracketed)
+{
+    uint64_t me = aio_tls_thread_id;
+
+    *bracketed = false;
+    if (bh_is_home(ctx)) {
+        return true;
+    }
+    if (!me || aio_load(&ctx->home_thread) != me) {
+        return false;
+    }
+    __atomic_store_n(&ctx->home_busy, true, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&ctx->home_thread, __ATOMIC_SEQ_CST) != me) {
+        /* Taken over meanwhile: the new home thread may be reading. */
+        __atomic_store_n(&ctx->home_busy, false, __ATOMIC_RELEASE);
+        return false;
+    }
+    *bracketed = true;
+    return true;
+}
+
+static void bh_home_end(AioContext *ctx, bool bracketed)
+{
+    if (bracketed) {
+        __atomic_store_n(&ctx->home_busy, false, __ATOMIC_RELEASE);
+    }
+}
+
 static void bh_schedule(QEMUBH *bh, bool idle)
 {
-    if (bh_is_home(bh->ctx)) {
+    AioContext *ctx = bh->ctx;
+    bool bracketed;
+
+    if (bh_home_begin(ctx, &bracketed)) {
         bh_schedule_home(bh, idle);
+        bh_home_end(ctx, bracketed);
         return;
     }
     bh_enqueue_remote(bh, BH_SCHEDULED | (idle ? BH_IDLE : 0));
@@ -288,6 +355,13 @@ static unsigned bh_take_remote_request(QEMUBH *bh, bool *run, bool *idle)
     return flags;
 }
 
+/* A home request stands: made, and no other thread cancelled it since. */
+static inline bool bh_home_requested(QEMUBH *bh)
+{
+    return bh->home_sched &&
+           bh->home_cancels == __atomic_load_n(&bh->cancels, __ATOMIC_ACQUIRE);
+}
+
 /* One entry of a slice's home part. */
 static int bh_pop_home(BHSlice *s)
 {
@@ -297,8 +371,7 @@ static int bh_pop_home(BHSlice *s)
 
     s->home = bh->home_next;
     bh->home_linked = false;
-    run = bh->home_sched &&
-          bh->home_cancels == __atomic_load_n(&bh->cancels, __ATOMIC_ACQUIRE);
+    run = bh_home_requested(bh);
     bh->home_sched = false;
     flags = bh_take_remote_request(bh, &run, &idle);
     if (flags & BH_DELETED) {
@@ -332,8 +405,7 @@ static int bh_pop_remote(BHSlice *s)
     }
     run = flags & BH_SCHEDULED;
     idle = flags & BH_IDLE;
-    if (bh->home_sched &&
-        bh->home_cancels == __atomic_load_n(&bh->cancels, __ATOMIC_ACQUIRE)) {
+    if (bh_home_requested(bh)) {
         idle = run ? idle && bh->home_idle : bh->home_idle;
         run = true;
     }
@@ -379,9 +451,19 @@ AIOCTX_API int aio_bh_poll(AioContext *ctx)
      * exchange.  The acquire load pairs with the remote push just as the
      * exchange would; a later push is seen on the next call.
      */
-    if (!ctx->slice_head && !ctx->home_head &&
-        !aio_load_acquire(&ctx->bh_list)) {
-        return 0;
+    if (!ctx->slice_head && !aio_load_acquire(&ctx->bh_list)) {
+        QEMUBH *bh = ctx->home_head;
+
+        if (!bh) {
+            return 0;
+        }
+        if (!bh->home_next) {
+            /* One BH and no outer call: nothing for a nested call to finish. */
+            slice.home = bh;
+            ctx->home_head = NULL;
+            ctx->home_tailp = &ctx->home_head;
+            return bh_pop_home(&slice);
+        }
     }
     bh_take_lists(ctx, &slice);
     *ctx->slice_tailp = &slice;
@@ -496,8 +578,12 @@ AIOCTX_API void qemu_bh_schedule_idle(QEMUBH *bh)
 
 AIOCTX_API void qemu_bh_cancel(QEMUBH *bh)
 {
-    if (bh_is_home(bh->ctx)) {
+    AioContext *ctx = bh->ctx;
+    bool bracketed;
+
+    if (bh_home_begin(ctx, &bracketed)) {
         bh->home_sched = false;
+        bh_home_end(ctx, bracketed);
     } else {
         /* Home requests made before this call no longer run. */
         __atomic_fetch_add(&bh->cancels, 1, __ATOMIC_RELEASE);
@@ -515,8 +601,9 @@ AIOCTX_API void qemu_bh_cancel(QEMUBH *bh)
 AIOCTX_API void qemu_bh_delete(QEMUBH *bh)
 {
     AioContext *ctx = bh->ctx;
+    bool bracketed;
 
-    if (!bh_is_home(ctx)) {
+    if (!bh_home_begin(ctx, &bracketed)) {
         bh_enqueue_remote(bh, BH_DELETED);
         return;
     }
@@ -524,6 +611,7 @@ AIOCTX_API void qemu_bh_delete(QEMUBH *bh)
     bh->home_sched = false;
     __atomic_fetch_or(&bh->flags, BH_DELETED, __ATOMIC_RELEASE);
     bh_home_link(ctx, bh);
+    bh_home_end(ctx, bracketed);
 }
 
 AIOCTX_API void aio_bh_call(QEMUBH *bh)
@@ -560,7 +648,8 @@ static bool bh_remote_chain_timeout(QEMUBH *bh, int64_t *timeout)
 static bool bh_home_chain_timeout(QEMUBH *bh, int64_t *timeout)
 {
     for (; bh; bh = bh->home_next) {
-        if (bh->home_sched && bh_request_timeout(bh->home_idle, timeout)) {
+        if (bh_home_requested(bh) &&
+            bh_request_timeout(bh->home_idle, timeout)) {
             return true;
         }
     }
@@ -572,8 +661,8 @@ int64_t aio_bh_timeout(AioContext *ctx)
     int64_t timeout = -1;
 
     /* The common case of a BH scheduled from inside the loop, at once. */
-    if (ctx->home_head && ctx->home_head->home_sched &&
-        !ctx->home_head->home_idle) {
+    if (ctx->home_head && !ctx->home_head->home_idle &&
+        bh_home_requested(ctx->home_head)) {
         return 0;
     }
     if (bh_home_chain_timeout(ctx->home_head, &timeout) ||

@@ -245,10 +245,19 @@ AIOCTX_API bool aio_poll(AioContext *ctx, bool blocking)
     return poll_once(ctx, blocking, false);
 }
 
+/* The embedding calls read the home list: the caller polls ctx now. */
+static void claim_home(AioContext *ctx)
+{
+    if (aio_load(&ctx->home_thread) != aio_thread_id()) {
+        aio_bh_take_home(ctx);
+    }
+}
+
 AIOCTX_API bool aio_prepare(AioContext *ctx)
 {
     bool any = false;
 
+    claim_home(ctx);
     __atomic_fetch_or(&ctx->notify_me, 1, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&ctx->notified, __ATOMIC_SEQ_CST) ||
         aio_bh_remote_pending(ctx) || aio_compute_timeout(ctx) == 0) {
@@ -270,6 +279,7 @@ AIOCTX_API bool aio_pending(AioContext *ctx)
     AioReadyList ready = { NULL };
     bool pending;
 
+    claim_home(ctx);
     if (aio_compute_timeout(ctx) == 0) {
         return true;
     }

@@ -459,7 +459,7 @@ static void mix_in_thread(QEMUBH *target, MixOp op)
 
 typedef struct {
     QEMUBH *target;
-    MixOp remote_op; /* done from another thread after scheduling target */
+    MixOp remote_op;   /* done from another thread after scheduling target */
     bool remote_first; /* the other thread acts before the loop schedules */
 } MixScheduler;
 
@@ -495,7 +495,8 @@ START_TEST(test_bh_home_and_remote_request_run_once)
     QEMUBH *target = aio_bh_new(ctx, count_cb, &c);
 
     for (int remote_first = 0; remote_first <= 1; remote_first++) {
-        MixScheduler ms = { .target = target, .remote_op = MIX_SCHEDULE,
+        MixScheduler ms = { .target = target,
+                            .remote_op = MIX_SCHEDULE,
                             .remote_first = remote_first };
         QEMUBH *sched = aio_bh_new(ctx, mix_scheduler_cb, &ms);
 
@@ -610,6 +611,62 @@ START_TEST(test_bh_home_idle_then_schedule_is_progress)
 }
 END_TEST
 
+/* ---- the home thread changes: BHs scheduled around the hand-over ---- */
+
+#define HANDOVER_N 20000
+
+typedef struct {
+    AioContext *ctx;
+    int count; /* atomic */
+    int target;
+} Handover;
+
+static void handover_count_cb(void *opaque)
+{
+    Handover *h = opaque;
+
+    __atomic_fetch_add(&h->count, 1, __ATOMIC_RELAXED);
+}
+
+static void *handover_poller(void *opaque)
+{
+    Handover *h = opaque;
+
+    while (__atomic_load_n(&h->count, __ATOMIC_RELAXED) < h->target) {
+        aio_poll(h->ctx, true);
+    }
+    return NULL;
+}
+
+START_TEST(test_bh_home_moves_to_new_poller)
+{
+    Handover h = { .ctx = test_ctx_new(), .target = 1 };
+    pthread_t th;
+
+    /* This thread polled last: its BH waits on the home list... */
+    test_consume_notify(h.ctx);
+    aio_bh_schedule_oneshot(h.ctx, handover_count_cb, &h);
+    /* ...and a new poller takes it over and runs it once. */
+    ck_assert_int_eq(pthread_create(&th, NULL, handover_poller, &h), 0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(h.count, 1);
+
+    /* Schedules racing with the hand-over: each runs exactly once. */
+    h.count = 0;
+    h.target = HANDOVER_N;
+    test_consume_notify(h.ctx); /* this thread is home again */
+    ck_assert_int_eq(pthread_create(&th, NULL, handover_poller, &h), 0);
+    for (int i = 0; i < HANDOVER_N; i++) {
+        aio_bh_schedule_oneshot(h.ctx, handover_count_cb, &h);
+    }
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(h.count, HANDOVER_N);
+    ck_assert(!aio_poll(h.ctx, false));
+    ck_assert_int_eq(h.count, HANDOVER_N);
+    aio_context_unref(h.ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("bh");
@@ -638,6 +695,7 @@ int main(void)
     tcase_add_test(tc, test_bh_remote_delete_of_home_request);
     tcase_add_test(tc, test_bh_home_delete_of_remote_request);
     tcase_add_test(tc, test_bh_home_idle_then_schedule_is_progress);
+    tcase_add_test(tc, test_bh_home_moves_to_new_poller);
     suite_add_tcase(s, tc);
     return test_main(s);
 }
