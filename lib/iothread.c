@@ -50,7 +50,7 @@ static void *iothread_main(void *opaque)
     iothread_set_name(iothread->id);
     ctx = aio_context_new(&err);
     if (ctx) {
-        aio_context_set_poll_params(ctx, IOTHREAD_POLL_MAX_NS_DEFAULT, 0, 0,
+        aio_context_set_poll_params(ctx, AIOCTX_IOTHREAD_POLL_MAX_NS_DEFAULT, 0, 0,
                                     &error_abort);
         qemu_set_current_aio_context(ctx);
     }

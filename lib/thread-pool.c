@@ -629,7 +629,7 @@ static ThreadPool *pool_new(AioContext *ctx)
     pool->tailp = &pool->head;
     fifo_init(&pool->inbox);
     fifo_init(&pool->done);
-    pool->idle_timeout_ns = THREAD_POOL_IDLE_TIMEOUT_NS_DEFAULT;
+    pool->idle_timeout_ns = AIOCTX_THREAD_POOL_IDLE_TIMEOUT_NS_DEFAULT;
     pool->spin_ns = WORKER_SPIN_NS;
     pool->max_threads = aio_load(&ctx->thread_pool_max);
     pool->min_threads = aio_load(&ctx->thread_pool_min);

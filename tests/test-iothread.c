@@ -270,7 +270,7 @@ START_TEST(test_poll_params)
     iothread_set_poll_params(t, 0, 0, 0, &error_abort);
     aio_bh_schedule_oneshot(iothread_get_aio_context(t), count_bh, NULL);
     wait_flag(&bh_count, 2);
-    ck_assert_int_eq(IOTHREAD_POLL_MAX_NS_DEFAULT, 32768);
+    ck_assert_int_eq(AIOCTX_IOTHREAD_POLL_MAX_NS_DEFAULT, 32768);
     iothread_destroy(t);
 }
 END_TEST

@@ -39,10 +39,9 @@ extern "C" {
 #define no_coroutine_fn
 #endif
 
-#ifndef stringify
-#define aioctx_xstringify_(x) #x
-#define stringify(x) aioctx_xstringify_(x)
-#endif
+/* The callback's name, for aio_bh_new() and friends. */
+#define AIOCTX_STRINGIFY_(x) #x
+#define AIOCTX_STRINGIFY(x) AIOCTX_STRINGIFY_(x)
 
 typedef struct AioContext AioContext;
 typedef struct QEMUBH QEMUBH;
@@ -195,11 +194,11 @@ AIOCTX_API QEMUBH *aio_bh_new_full(AioContext *ctx, QEMUBHFunc *cb,
 
 /* aio_bh_new_full() with the callback's name and no guard. */
 #define aio_bh_new(ctx, cb, opaque)                                            \
-    aio_bh_new_full((ctx), (cb), (opaque), (stringify(cb)), NULL)
+    aio_bh_new_full((ctx), (cb), (opaque), (AIOCTX_STRINGIFY(cb)), NULL)
 
 /* aio_bh_new_full() with the callback's name and a reentrancy guard. */
 #define aio_bh_new_guarded(ctx, cb, opaque, guard)                             \
-    aio_bh_new_full((ctx), (cb), (opaque), (stringify(cb)), guard)
+    aio_bh_new_full((ctx), (cb), (opaque), (AIOCTX_STRINGIFY(cb)), guard)
 
 /*
  * Run cb(opaque) once, soon, in ctx's thread, then forget it.  Lock-free
@@ -211,7 +210,7 @@ AIOCTX_API void aio_bh_schedule_oneshot_full(AioContext *ctx, QEMUBHFunc *cb,
 
 /* aio_bh_schedule_oneshot_full() with the callback's name. */
 #define aio_bh_schedule_oneshot(ctx, cb, opaque)                               \
-    aio_bh_schedule_oneshot_full((ctx), (cb), (opaque), (stringify(cb)))
+    aio_bh_schedule_oneshot_full((ctx), (cb), (opaque), (AIOCTX_STRINGIFY(cb)))
 
 /*
  * Schedule bh: its callback runs once in a later aio_bh_poll() of its

@@ -10,7 +10,7 @@
  *
  * The thread starts with every signal blocked, has the thread name given at
  * creation (cut to 15 bytes) and busy-polls for up to
- * IOTHREAD_POLL_MAX_NS_DEFAULT before sleeping (see
+ * AIOCTX_IOTHREAD_POLL_MAX_NS_DEFAULT before sleeping (see
  * aio_context_set_poll_params()); iothread_set_poll_params() changes that.
  */
 #ifndef AIOCTX_IOTHREAD_H
@@ -28,7 +28,7 @@ extern "C" {
 typedef struct IOThread IOThread;
 
 /* Default adaptive busy-polling limit of an IOThread's context, in ns. */
-#define IOTHREAD_POLL_MAX_NS_DEFAULT 32768
+#define AIOCTX_IOTHREAD_POLL_MAX_NS_DEFAULT 32768
 
 /*
  * Start a thread named id (NULL: "iothread") running a new context on the

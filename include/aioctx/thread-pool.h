@@ -12,8 +12,8 @@
  * Sizing: aio_context_set_thread_pool_params() (aio.h) sets min and max.
  * Workers are started on demand while fewer than max exist and none is
  * idle; min of them stay alive; a worker beyond min that has been idle for
- * the pool's idle timeout (THREAD_POOL_IDLE_TIMEOUT_NS_DEFAULT, 10 seconds,
- * changeable with thread_pool_set_idle_timeout()) exits.  Lowering max on a
+ * the pool's idle timeout (AIOCTX_THREAD_POOL_IDLE_TIMEOUT_NS_DEFAULT, 10
+ * seconds, changeable with thread_pool_set_idle_timeout()) exits.  Lowering max on a
  * live pool makes surplus workers exit as soon as they finish their current
  * job; raising min starts workers at once.  Workers are named
  * "aioctx-worker" and run with every signal blocked.  A worker that runs out
@@ -50,7 +50,7 @@ typedef int ThreadPoolFunc(void *opaque);
 typedef struct ThreadPool ThreadPool;
 
 /* How long a worker beyond the pool's minimum stays idle before exiting. */
-#define THREAD_POOL_IDLE_TIMEOUT_NS_DEFAULT (10LL * 1000 * 1000 * 1000)
+#define AIOCTX_THREAD_POOL_IDLE_TIMEOUT_NS_DEFAULT (10LL * 1000 * 1000 * 1000)
 
 /*
  * The calling thread's current AioContext's pool (see
@@ -110,7 +110,8 @@ AIOCTX_API ThreadPool *aio_get_thread_pool(AioContext *ctx);
 
 /*
  * Set how long, in nanoseconds, a worker beyond the pool's minimum waits
- * for work before it exits (default THREAD_POOL_IDLE_TIMEOUT_NS_DEFAULT).
+ * for work before it exits (default
+ * AIOCTX_THREAD_POOL_IDLE_TIMEOUT_NS_DEFAULT).
  * Returns 0, or -EINVAL when pool is NULL or timeout_ns is not positive.
  * Takes effect for waits that start afterwards.  Any thread.  (libaioctx's
  * own; QEMU has no such call.)
