@@ -8,6 +8,7 @@
 
 #include <aioctx/export.h>
 #include <aioctx/error.h>
+#include <aioctx/log.h>
 #include <aioctx/event-notifier.h>
 #include <aioctx/timer.h>
 #include <aioctx/aio.h>

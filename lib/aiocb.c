@@ -9,12 +9,12 @@
 #include <string.h>
 
 #include "aio-internal.h"
+#include "log-internal.h"
 #include "aioctx/thread-pool.h"
 
 static void aiocb_oom(void)
 {
-    fprintf(stderr, "libaioctx: out of memory allocating an AIOCB\n");
-    abort();
+    aio_fatal("out of memory allocating an AIOCB");
 }
 
 /*
@@ -154,8 +154,7 @@ static void cache_thread_exit(void *opaque)
 static void cache_key_create(void)
 {
     if (pthread_key_create(&aiocb_key, cache_thread_exit) != 0) {
-        fprintf(stderr, "libaioctx: cannot create the AIOCB cache key\n");
-        abort();
+        aio_fatal("cannot create the AIOCB cache key");
     }
 }
 
@@ -251,8 +250,8 @@ static __attribute__((noinline)) void *alloc_slow(size_t size, size_t stride)
 
 void *aiocb_alloc(size_t size)
 {
-    size_t stride = (size + sizeof(void *) + BLOCK_ALIGN - 1) &
-                    ~(size_t)(BLOCK_ALIGN - 1);
+    size_t stride =
+        (size + sizeof(void *) + BLOCK_ALIGN - 1) & ~(size_t)(BLOCK_ALIGN - 1);
     AiocbCache *c = aiocb_cache;
 
     if (c && size <= SLAB_MAX_STRIDE) {
@@ -289,8 +288,7 @@ void aiocb_free_flush(AiocbFreeBatch *b)
 {
     AiocbSlab *slab = b->slab;
 
-    if (slab &&
-        __atomic_sub_fetch(&slab->live, b->n, __ATOMIC_ACQ_REL) == 0) {
+    if (slab && __atomic_sub_fetch(&slab->live, b->n, __ATOMIC_ACQ_REL) == 0) {
         slab_recycle(slab);
     }
     b->slab = NULL;
@@ -316,9 +314,8 @@ void aiocb_free_batched(AiocbFreeBatch *b, void *p)
 
 #endif /* !AIOCB_PLAIN_MALLOC */
 
-AIOCTX_API void *qemu_aio_get(const AIOCBInfo *aiocb_info,
-                              BlockDriverState *bs, BlockCompletionFunc *cb,
-                              void *opaque)
+AIOCTX_API void *qemu_aio_get(const AIOCBInfo *aiocb_info, BlockDriverState *bs,
+                              BlockCompletionFunc *cb, void *opaque)
 {
     size_t size = aiocb_info->aiocb_size;
     BlockAIOCB *acb;
@@ -370,9 +367,8 @@ AIOCTX_API void bdrv_aio_cancel(BlockAIOCB *acb)
         return;
     }
     if (!ctx) {
-        fprintf(stderr, "libaioctx: bdrv_aio_cancel called from a thread "
-                        "without a current AioContext\n");
-        abort();
+        aio_fatal("bdrv_aio_cancel called from a thread without a current "
+                  "AioContext");
     }
     /*
      * Our reference keeps the block alive; the completion path drops the

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "aio-internal.h"
+#include "log-internal.h"
 #include "coroutine-internal.h"
 
 #ifdef AIOCTX_CO_ASAN
@@ -46,7 +47,7 @@
 typedef struct CoThread {
     Coroutine *current; /* the running coroutine, or &leader */
     Coroutine leader;
-    Coroutine *pool;    /* finished coroutines, ready for reuse */
+    Coroutine *pool; /* finished coroutines, ready for reuse */
     unsigned pool_len;
 #ifdef AIOCTX_CO_ASAN
     Coroutine *asan_from;     /* who is switching (read on arrival) */
@@ -75,14 +76,13 @@ static pthread_key_t co_key;
 
 void co_die(const char *fmt, ...)
 {
+    char msg[256];
     va_list ap;
 
-    fputs("libaioctx: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
-    abort();
+    aio_fatal("%s", msg);
 }
 
 /* ---- per-thread state ---- */
@@ -288,8 +288,8 @@ static int co_stack_map(Coroutine *co, size_t size)
     co->stack = (char *)map + page;
     co->stack_size = size;
 #ifdef AIOCTX_CO_VALGRIND
-    co->valgrind_id = VALGRIND_STACK_REGISTER(co->stack,
-                                              (char *)co->stack + size);
+    co->valgrind_id =
+        VALGRIND_STACK_REGISTER(co->stack, (char *)co->stack + size);
 #endif
     return 0;
 }
@@ -448,8 +448,7 @@ AIOCTX_API void qemu_coroutine_dec_pool_size(unsigned int n)
 
 /* ---- the API ---- */
 
-AIOCTX_API Coroutine *qemu_coroutine_create(CoroutineEntry *entry,
-                                            void *opaque)
+AIOCTX_API Coroutine *qemu_coroutine_create(CoroutineEntry *entry, void *opaque)
 {
     CoThread *t = co_thread_here();
     size_t size = aio_load(&stack_size);
@@ -491,8 +490,8 @@ static inline void co_check_enter(Coroutine *to)
 static inline void co_terminated(CoThread *t, Coroutine *to)
 {
     if (unlikely(to->locks_held)) {
-        co_die("coroutine %p terminated while holding %u lock(s)",
-               (void *)to, to->locks_held);
+        co_die("coroutine %p terminated while holding %u lock(s)", (void *)to,
+               to->locks_held);
     }
     aio_store(&to->ctx, NULL);
     pool_put(t, to);
@@ -547,9 +546,8 @@ static void co_after(CoThread *t, Coroutine *to, CoAction action,
  * must be recycled or rescheduled.  Coroutines woken run depth-first,
  * each right after the one that woke it.
  */
-static __attribute__((noinline)) void co_enter_rest(AioContext *ctx,
-                                                    Coroutine *first,
-                                                    CoAction action)
+static __attribute__((noinline)) void
+co_enter_rest(AioContext *ctx, Coroutine *first, CoAction action)
 {
     CoThread *t = co_thread();
     Coroutine *self = t->current;
@@ -566,8 +564,8 @@ static __attribute__((noinline)) void co_enter_rest(AioContext *ctx,
 }
 
 /* Enter co; the common outcomes are handled without leaving this frame. */
-static inline __attribute__((always_inline)) void
-co_enter(AioContext *ctx, Coroutine *co)
+static inline __attribute__((always_inline)) void co_enter(AioContext *ctx,
+                                                           Coroutine *co)
 {
     CoThread *t = co_thread_here();
     CoAction action = co_enter_one(t, t->current, ctx, co);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "aioctx/error.h"
+#include "log-internal.h"
 
 struct Error {
     char *msg;
@@ -21,8 +22,7 @@ AIOCTX_API Error *error_fatal;
 static void error_deliver(Error **errp, Error *err)
 {
     if (errp == &error_abort) {
-        fprintf(stderr, "libaioctx: unexpected error: %s\n", err->msg);
-        abort();
+        aio_fatal("unexpected error: %s", err->msg);
     }
     if (errp == &error_fatal) {
         error_report_err(err);
@@ -41,8 +41,7 @@ static Error *error_vnew(int os_errno, const char *fmt, va_list ap)
     char *msg = NULL;
 
     if (!err || vasprintf(&msg, fmt, ap) < 0) {
-        fprintf(stderr, "libaioctx: out of memory reporting an error\n");
-        abort();
+        aio_fatal("out of memory reporting an error");
     }
     if (os_errno) {
         char *full = NULL;
@@ -79,8 +78,8 @@ AIOCTX_API void error_setg_errno(Error **errp, int os_errno, const char *fmt,
         return;
     }
     va_start(ap, fmt);
-    error_deliver(errp, error_vnew(os_errno < 0 ? -os_errno : os_errno, fmt,
-                                   ap));
+    error_deliver(errp,
+                  error_vnew(os_errno < 0 ? -os_errno : os_errno, fmt, ap));
     va_end(ap);
 }
 
@@ -106,7 +105,10 @@ AIOCTX_API void error_report_err(Error *err)
     if (!err) {
         return;
     }
-    fprintf(stderr, "error: %s\n", err->msg);
+    /* The caller asked for the report: the log handler, else stderr. */
+    if (!aio_log_report(err->msg)) {
+        fprintf(stderr, "error: %s\n", err->msg);
+    }
     error_free(err);
 }
 

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "aioctx/coroutine.h"
+#include "log-internal.h"
 #include "aioctx/thread-pool.h"
 #include "file-io-internal.h"
 
@@ -48,8 +49,7 @@ static const AIOCBInfo file_aiocb_info = {
 
 static void file_die(const char *what)
 {
-    fprintf(stderr, "libaioctx: %s\n", what);
-    abort();
+    aio_fatal("%s", what);
 }
 
 /* ---- per-context state ---- */
@@ -412,8 +412,7 @@ static void file_cancel_async(BlockAIOCB *acb)
     do {
         req->cancel_next = head;
     } while (!__atomic_compare_exchange_n(&fs->cancel_list, &head, req, true,
-                                          __ATOMIC_RELEASE,
-                                          __ATOMIC_RELAXED));
+                                          __ATOMIC_RELEASE, __ATOMIC_RELAXED));
     qemu_bh_schedule(fs->bh);
 }
 
@@ -445,9 +444,8 @@ static ssize_t iov_total(const struct iovec *iov, int iovcnt)
  * A new request on ctx run by exec (NULL: the engine's slots), or NULL when
  * the arguments are refused.
  */
-static AioFileReq *req_new(AioContext *ctx, int type, int fd,
-                           uint64_t offset, const struct iovec *iov,
-                           int iovcnt, bool datasync,
+static AioFileReq *req_new(AioContext *ctx, int type, int fd, uint64_t offset,
+                           const struct iovec *iov, int iovcnt, bool datasync,
                            const AioFileExec *exec, void *exec_opaque,
                            BlockCompletionFunc *cb, void *opaque)
 {
@@ -465,7 +463,8 @@ static AioFileReq *req_new(AioContext *ctx, int type, int fd,
         fs->nspare--;
         memset(req, 0, sizeof(*req));
         req->common = (BlockAIOCB){ .aiocb_info = &file_aiocb_info,
-                                    .cb = cb, .opaque = opaque,
+                                    .cb = cb,
+                                    .opaque = opaque,
                                     .refcnt = 1 };
     } else {
         req = qemu_aio_get(&file_aiocb_info, NULL, cb, opaque);
@@ -524,8 +523,7 @@ static BlockAIOCB *file_submit_cb(AioContext *ctx, int type, int fd,
     return &req->common;
 }
 
-AIOCTX_API BlockAIOCB *aio_file_preadv(AioContext *ctx, int fd,
-                                       uint64_t offset,
+AIOCTX_API BlockAIOCB *aio_file_preadv(AioContext *ctx, int fd, uint64_t offset,
                                        const struct iovec *iov, int iovcnt,
                                        BlockCompletionFunc *cb, void *opaque)
 {
@@ -538,8 +536,8 @@ AIOCTX_API BlockAIOCB *aio_file_pwritev(AioContext *ctx, int fd,
                                         const struct iovec *iov, int iovcnt,
                                         BlockCompletionFunc *cb, void *opaque)
 {
-    return file_submit_cb(ctx, QEMU_AIO_WRITE, fd, offset, iov, iovcnt,
-                          false, cb, opaque);
+    return file_submit_cb(ctx, QEMU_AIO_WRITE, fd, offset, iov, iovcnt, false,
+                          cb, opaque);
 }
 
 AIOCTX_API BlockAIOCB *aio_file_fsync(AioContext *ctx, int fd, bool datasync,
@@ -554,7 +552,7 @@ AIOCTX_API BlockAIOCB *aio_file_fsync(AioContext *ctx, int fd, bool datasync,
 typedef struct FileCoWait {
     Coroutine *co;
     int64_t ret;
-    size_t done;  /* for QEMU-style results */
+    size_t done; /* for QEMU-style results */
     size_t size;
     int error;
     bool finished;
@@ -579,8 +577,7 @@ static void finish_co(AioFileReq *req, int64_t ret)
 static void require_coroutine(const char *fn)
 {
     if (!qemu_in_coroutine()) {
-        fprintf(stderr, "libaioctx: %s called outside a coroutine\n", fn);
-        abort();
+        aio_fatal("%s called outside a coroutine", fn);
     }
 }
 
@@ -592,8 +589,8 @@ static void require_coroutine(const char *fn)
 static bool coroutine_fn file_co_run(FileCoWait *w, int type, int fd,
                                      uint64_t offset, const struct iovec *iov,
                                      int iovcnt, bool datasync,
-                                     const AioFileExec *exec,
-                                     void *exec_opaque, uint64_t max_batch)
+                                     const AioFileExec *exec, void *exec_opaque,
+                                     uint64_t max_batch)
 {
     AioContext *ctx = qemu_get_current_aio_context();
     AioFileReq *req;
@@ -615,8 +612,8 @@ static bool coroutine_fn file_co_run(FileCoWait *w, int type, int fd,
 
 static ssize_t coroutine_fn file_co_simple(const char *fn, int type, int fd,
                                            uint64_t offset,
-                                           const struct iovec *iov,
-                                           int iovcnt, bool datasync)
+                                           const struct iovec *iov, int iovcnt,
+                                           bool datasync)
 {
     FileCoWait w;
 
@@ -632,8 +629,8 @@ AIOCTX_API ssize_t coroutine_fn aio_file_co_preadv(int fd, uint64_t offset,
                                                    const struct iovec *iov,
                                                    int iovcnt)
 {
-    return file_co_simple("aio_file_co_preadv", QEMU_AIO_READ, fd, offset,
-                          iov, iovcnt, false);
+    return file_co_simple("aio_file_co_preadv", QEMU_AIO_READ, fd, offset, iov,
+                          iovcnt, false);
 }
 
 AIOCTX_API ssize_t coroutine_fn aio_file_co_pwritev(int fd, uint64_t offset,
@@ -646,8 +643,8 @@ AIOCTX_API ssize_t coroutine_fn aio_file_co_pwritev(int fd, uint64_t offset,
 
 AIOCTX_API int coroutine_fn aio_file_co_fsync(int fd, bool datasync)
 {
-    return (int)file_co_simple("aio_file_co_fsync", QEMU_AIO_FLUSH, fd, 0,
-                               NULL, 0, datasync);
+    return (int)file_co_simple("aio_file_co_fsync", QEMU_AIO_FLUSH, fd, 0, NULL,
+                               0, datasync);
 }
 
 /* Zero qiov from byte from to its end. */
@@ -686,8 +683,7 @@ int coroutine_fn aio_file_co_qemu(const char *fn, const AioFileExec *exec,
         return -EINVAL;
     }
     ok = file_co_run(&w, type, fd, offset, qiov ? qiov->iov : NULL,
-                     qiov ? qiov->niov : 0, true, exec, exec_opaque,
-                     max_batch);
+                     qiov ? qiov->niov : 0, true, exec, exec_opaque, max_batch);
     if (!ok) {
         return -EINVAL;
     }
@@ -731,7 +727,7 @@ void aio_file_destroy_ctx(AioContext *ctx)
         file_bh(fs);
     }
     if (fs->unfinished) {
-        fprintf(stderr, "libaioctx: %u file I/O requests never completed\n",
+        aio_log(AIO_LOG_WARNING, "%u file I/O requests never completed",
                 fs->unfinished);
     }
     while (fs->spare) {

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "aio-internal.h"
+#include "log-internal.h"
 
 #define EVENTS_READ (POLLIN | POLLHUP | POLLERR)
 #define EVENTS_WRITE (POLLOUT | POLLERR)
@@ -144,8 +145,7 @@ static AioHandler *handler_new(AioContext *ctx)
         calloc(1, sizeof(*node) + ctx->engine->handler_priv_size);
 
     if (!node) {
-        fprintf(stderr, "libaioctx: out of memory adding an fd handler\n");
-        abort();
+        aio_fatal("out of memory adding an fd handler");
     }
     node->ctx = ctx;
     return node;
@@ -214,7 +214,7 @@ void aio_set_fd_handler_full(AioContext *ctx, int fd, IOHandler *io_read,
     } else {
         if (!by_fd_reserve(ctx, fd)) {
             lockcnt_unlock(&ctx->list_lock);
-            fprintf(stderr, "libaioctx: out of memory watching fd %d\n", fd);
+            aio_log(AIO_LOG_ERROR, "out of memory watching fd %d", fd);
             return;
         }
         node = handler_new(ctx);
@@ -225,8 +225,8 @@ void aio_set_fd_handler_full(AioContext *ctx, int fd, IOHandler *io_read,
         node->io_poll_ready = io_poll_ready;
         node->opaque = opaque;
         node->is_notifier = is_notifier;
-        node->events = (io_read ? EVENTS_READ : 0) |
-                       (io_write ? EVENTS_WRITE : 0);
+        node->events =
+            (io_read ? EVENTS_READ : 0) | (io_write ? EVENTS_WRITE : 0);
         if (old) {
             node->io_poll_begin = old->io_poll_begin;
             node->io_poll_end = old->io_poll_end;
@@ -253,12 +253,11 @@ AIOCTX_API void aio_set_fd_handler(AioContext *ctx, int fd, IOHandler *io_read,
     if (ctx && fd >= 0 && fd == event_notifier_get_fd(&ctx->notifier)) {
         return; /* the context's own notifier is not for the taking */
     }
-    aio_set_fd_handler_full(ctx, fd, io_read, io_write, io_poll,
-                            io_poll_ready, opaque, false);
+    aio_set_fd_handler_full(ctx, fd, io_read, io_write, io_poll, io_poll_ready,
+                            opaque, false);
 }
 
-AIOCTX_API void aio_set_event_notifier(AioContext *ctx,
-                                       EventNotifier *notifier,
+AIOCTX_API void aio_set_event_notifier(AioContext *ctx, EventNotifier *notifier,
                                        EventNotifierHandler *io_read,
                                        AioPollFn *io_poll,
                                        EventNotifierHandler *io_poll_ready)

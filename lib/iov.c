@@ -8,11 +8,11 @@
 #include <string.h>
 
 #include "aioctx/file-io.h"
+#include "log-internal.h"
 
 static void iov_die(const char *what)
 {
-    fprintf(stderr, "libaioctx: %s\n", what);
-    abort();
+    aio_fatal("%s", what);
 }
 
 AIOCTX_API void qemu_iovec_init(QEMUIOVector *qiov, int alloc_hint)
@@ -29,8 +29,8 @@ AIOCTX_API void qemu_iovec_init(QEMUIOVector *qiov, int alloc_hint)
     qiov->size = 0;
 }
 
-AIOCTX_API void qemu_iovec_init_external(QEMUIOVector *qiov,
-                                         struct iovec *iov, int niov)
+AIOCTX_API void qemu_iovec_init_external(QEMUIOVector *qiov, struct iovec *iov,
+                                         int niov)
 {
     qiov->iov = iov;
     qiov->niov = niov;

@@ -44,6 +44,7 @@
 #include <string.h>
 
 #include "aioctx/coroutine.h"
+#include "log-internal.h"
 #include "file-io-internal.h"
 
 #define LAIO_MAX_EVENTS 256
@@ -68,17 +69,17 @@ typedef struct LaioRing {
 struct LinuxAioState {
     AioContext *ctx;
     io_context_t io_ctx;
-    LaioRing *ring;             /* NULL: fetch events with io_getevents() */
+    LaioRing *ring; /* NULL: fetch events with io_getevents() */
     EventNotifier e;
     QEMUBH *bh;
     QEMUTimer retry_timer;
-    unsigned in_flight;         /* submitted, event not taken yet */
+    unsigned in_flight; /* submitted, event not taken yet */
     unsigned in_queue;
-    AioFileReq *queue_head;     /* not submitted yet, FIFO */
+    AioFileReq *queue_head; /* not submitted yet, FIFO */
     AioFileReq **queue_tail;
-    bool blocked;               /* io_submit() said EAGAIN */
-    int processing;             /* nesting of completion processing */
-    int ev_idx;                 /* io_getevents() results not handled yet */
+    bool blocked;   /* io_submit() said EAGAIN */
+    int processing; /* nesting of completion processing */
+    int ev_idx;     /* io_getevents() results not handled yet */
     int ev_max;
     struct io_event events[LAIO_MAX_EVENTS];
 };
@@ -521,7 +522,7 @@ void laio_state_free(LinuxAioState *s)
         int n = io_getevents(s->io_ctx, 1, LAIO_MAX_EVENTS, events, NULL);
 
         if (n < 0 && n != -EINTR) {
-            fprintf(stderr, "libaioctx: io_getevents: %s\n", strerror(-n));
+            aio_log(AIO_LOG_ERROR, "io_getevents: %s", strerror(-n));
             break;
         }
         for (int i = 0; i < n; i++) {

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 
 #include "aioctx/coroutine.h"
+#include "log-internal.h"
 #include "file-io-internal.h"
 #include "uring-tsan.h"
 
@@ -31,10 +32,10 @@
 
 struct LuringState {
     AioContext *ctx;
-    bool on_engine;             /* the io_uring engine runs the requests */
+    bool on_engine; /* the io_uring engine runs the requests */
     struct io_uring ring;
-    unsigned in_flight;         /* entries filled, completion not seen */
-    AioFileReq *queue_head;     /* waiting for an entry, FIFO */
+    unsigned in_flight;     /* entries filled, completion not seen */
+    AioFileReq *queue_head; /* waiting for an entry, FIFO */
     AioFileReq **queue_tail;
     QEMUBH *bh;
 };
@@ -236,7 +237,7 @@ void luring_state_free(LuringState *s)
         int ret = io_uring_submit_and_wait(&s->ring, 1);
 
         if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
-            fprintf(stderr, "libaioctx: io_uring_enter: %s\n", strerror(-ret));
+            aio_log(AIO_LOG_ERROR, "io_uring_enter: %s", strerror(-ret));
             break;
         }
         luring_process(s);
@@ -278,8 +279,7 @@ static LuringState *luring_state_new(AioContext *ctx, Error **errp)
 
 /* ---- QEMU's entry points ---- */
 
-AIOCTX_API LuringState *aio_setup_linux_io_uring(AioContext *ctx,
-                                                 Error **errp)
+AIOCTX_API LuringState *aio_setup_linux_io_uring(AioContext *ctx, Error **errp)
 {
     LuringState *s, *expected = NULL;
     AioFileState *fs;

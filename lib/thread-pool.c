@@ -24,8 +24,8 @@
  *
  * Waking workers.  A worker that finds nothing to do first spins for a
  * short, adaptive while (one worker at a time), looking at the inbox
- * rarely, then sleeps on work_cond.  Before it sleeps it counts itself in idle_threads
- * and looks at the inbox again; submission pushes and then reads
+ * rarely, then sleeps on work_cond.  Before it sleeps it counts itself in
+ * idle_threads and looks at the inbox again; submission pushes and then reads
  * idle_threads.  Both sides use sequentially consistent operations, so at
  * least one sees the other: the worker does not sleep, or the submitter
  * signals it (under the lock, which the worker holds until it is inside the
@@ -43,6 +43,7 @@
 #include <string.h>
 
 #include "aio-internal.h"
+#include "log-internal.h"
 #include "aioctx/coroutine.h"
 #include "aioctx/thread-pool.h"
 
@@ -120,8 +121,8 @@ struct ThreadPool {
     int min_threads;
     int64_t spin_ns; /* current spin limit, adaptive */
     int64_t idle_timeout_ns;
-    Worker *exited; /* workers that returned and wait to be joined */
-    pthread_cond_t work_cond;    /* workers wait here for requests */
+    Worker *exited;           /* workers that returned and wait to be joined */
+    pthread_cond_t work_cond; /* workers wait here for requests */
     pthread_cond_t stopped_cond; /* a worker exited */
 
     TPFifo done;   /* finished requests; consumer: the context thread */
@@ -610,8 +611,7 @@ static ThreadPool *pool_new(AioContext *ctx)
     pthread_condattr_t cattr;
 
     if (!pool) {
-        fprintf(stderr, "libaioctx: out of memory allocating a thread pool\n");
-        abort();
+        aio_fatal("out of memory allocating a thread pool");
     }
     pool->ctx = ctx;
     pool->completion_bh = aio_bh_new(ctx, completion_bh, pool);
@@ -862,9 +862,7 @@ AIOCTX_API int coroutine_fn thread_pool_submit_co(ThreadPoolFunc *func,
     AioContext *ctx = qemu_get_current_aio_context();
 
     if (!qemu_in_coroutine()) {
-        fprintf(stderr, "libaioctx: thread_pool_submit_co called outside a "
-                        "coroutine\n");
-        abort();
+        aio_fatal("thread_pool_submit_co called outside a coroutine");
     }
     if (!ctx) {
         return -EINVAL;

@@ -148,6 +148,8 @@ static inline void test_expect_abort(void (*fn)(void *), void *arg,
     if (pid == 0) {
         close(pipefd[0]);
         dup2(pipefd[1], STDERR_FILENO);
+        /* The library is silent unless the program asks for messages. */
+        aio_log_set_handler(aio_log_to_stderr, NULL, AIO_LOG_WARNING);
         fn(arg);
         _exit(0); /* did not abort: the parent reports it */
     }

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The Error API and EventNotifier.
+ * The Error API, the log handler and EventNotifier.
  */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "test-util.h"
@@ -72,6 +73,103 @@ START_TEST(test_error_fatal_exits)
 }
 END_TEST
 
+/* ---- the log handler ---- */
+
+typedef struct {
+    int calls;
+    AioLogLevel level;
+    char msg[128];
+} LogSeen;
+
+static void log_record(AioLogLevel level, const char *msg, void *opaque)
+{
+    LogSeen *seen = opaque;
+
+    seen->calls++;
+    seen->level = level;
+    snprintf(seen->msg, sizeof(seen->msg), "%s", msg);
+}
+
+/* Run fn in a child with stderr on a pipe; returns what it wrote. */
+static int child_stderr(void (*fn)(void), char *out, size_t size, int *status)
+{
+    int p[2];
+    pid_t pid;
+    ssize_t n, total = 0;
+
+    ck_assert_int_eq(pipe(p), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(p[1], 2);
+        close(p[0]);
+        fn();
+        _exit(0);
+    }
+    close(p[1]);
+    while ((n = read(p[0], out + total, size - 1 - total)) > 0 ||
+           (n < 0 && errno == EINTR)) {
+        total += n > 0 ? n : 0;
+    }
+    out[total] = '\0';
+    close(p[0]);
+    while (waitpid(pid, status, 0) < 0) {
+        ck_assert_int_eq(errno, EINTR);
+    }
+    return (int)total;
+}
+
+static void abort_with_message(void)
+{
+    error_setg(&error_abort, "the disk is on fire");
+}
+
+static void fatal_to_handler(void)
+{
+    aio_log_set_handler(aio_log_to_stderr, NULL, AIO_LOG_WARNING);
+    error_setg(&error_abort, "the disk is on fire");
+}
+
+START_TEST(test_log_silent_by_default)
+{
+    char out[256];
+    int status;
+
+    /* No handler: the abort says nothing on the terminal. */
+    ck_assert_int_eq(
+        child_stderr(abort_with_message, out, sizeof(out), &status), 0);
+    ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+
+    /* The ready-made handler prints the reason first. */
+    child_stderr(fatal_to_handler, out, sizeof(out), &status);
+    ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    ck_assert_str_eq(
+        out, "libaioctx: fatal: unexpected error: the disk is on fire\n");
+}
+END_TEST
+
+START_TEST(test_log_handler_gets_reports)
+{
+    LogSeen seen = { 0 };
+    Error *err = NULL;
+
+    /* error_report_err() goes to the handler whatever its level. */
+    aio_log_set_handler(log_record, &seen, AIO_LOG_FATAL);
+    error_setg(&err, "cannot open %s", "w6.dat");
+    error_report_err(err);
+    ck_assert_int_eq(seen.calls, 1);
+    ck_assert_int_eq(seen.level, AIO_LOG_ERROR);
+    ck_assert_str_eq(seen.msg, "cannot open w6.dat");
+
+    /* Removed: nothing more arrives. */
+    aio_log_set_handler(NULL, NULL, AIO_LOG_DEBUG);
+    err = NULL;
+    error_setg(&err, "again");
+    error_free(err);
+    ck_assert_int_eq(seen.calls, 1);
+}
+END_TEST
+
 START_TEST(test_notifier_set_clear)
 {
     EventNotifier e;
@@ -115,6 +213,8 @@ int main(void)
     tcase_add_test(tc, test_null_errp_and_propagate);
     tcase_add_test_raise_signal(tc, test_error_abort_aborts, SIGABRT);
     tcase_add_exit_test(tc, test_error_fatal_exits, 1);
+    tcase_add_test(tc, test_log_silent_by_default);
+    tcase_add_test(tc, test_log_handler_gets_reports);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("event-notifier");

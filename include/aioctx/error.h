@@ -5,8 +5,10 @@
  * A function that can fail takes "Error **errp" as its last argument.  On
  * failure it stores a newly allocated Error in *errp (if errp is not NULL);
  * the caller then owns it and must error_free() it or hand it on with
- * error_propagate().  Pass &error_abort to abort on failure, &error_fatal
- * to print the message and exit(1), or NULL to ignore the error.
+ * error_propagate().  Pass &error_abort to abort on failure (the message
+ * goes to the log handler of aioctx/log.h), &error_fatal to report the
+ * message with error_report_err() and exit(1), or NULL to ignore the
+ * error.
  *
  * Every function here may be called from any thread.
  */
@@ -22,9 +24,9 @@ extern "C" {
 
 typedef struct Error Error;
 
-/* Pass &error_abort as errp: a failure prints its message and aborts. */
+/* Pass &error_abort as errp: a failure logs its message and aborts. */
 AIOCTX_API extern Error *error_abort;
-/* Pass &error_fatal as errp: a failure prints its message and exits(1). */
+/* Pass &error_fatal as errp: a failure reports its message, exit(1). */
 AIOCTX_API extern Error *error_fatal;
 
 /*
@@ -56,7 +58,12 @@ AIOCTX_API const char *error_get_pretty(const Error *err);
  */
 AIOCTX_API int error_get_errno(const Error *err);
 
-/* Print err's message to stderr with an "error: " prefix, then free it. */
+/*
+ * Report err, then free it: to the log handler (aioctx/log.h) at
+ * AIO_LOG_ERROR when one is installed, else to stderr with an "error: "
+ * prefix - the one place the library writes there, because the caller
+ * asked for exactly that.  NULL does nothing.
+ */
 AIOCTX_API void error_report_err(Error *err);
 
 /* Free err.  NULL is accepted and ignored. */
