@@ -35,6 +35,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "aio-internal.h"
 #include "timer-internal.h"
@@ -43,6 +45,12 @@
 #define HEAP_MIN_SLOTS 64u
 #define HEAP_EMPTY INT64_MAX /* head_expire of an empty list */
 #define LOCK_SPINS 64
+#define HEAP_MAP_BYTES (16u << 10) /* from this size on: a mapping */
+#define HEAP_HUGE_BYTES (2u << 20) /* from this size on: huge pages */
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14; older kernels say EINVAL */
+#endif
 
 typedef struct TimerHeapSlot {
     int64_t expire;
@@ -51,13 +59,13 @@ typedef struct TimerHeapSlot {
 } TimerHeapSlot;
 
 struct QEMUTimerList {
-    int lock;            /* spinlock: 0 free, 1 held */
+    int lock; /* spinlock: 0 free, 1 held */
     QEMUClockType type;
     int64_t head_expire; /* atomic; HEAP_EMPTY when empty */
     TimerHeapSlot *heap; /* 64-byte aligned; slots [HEAP_ROOT, end) used */
     uint32_t end;
     uint32_t cap;
-    uint64_t seq;        /* arming counter */
+    uint64_t seq; /* arming counter */
     QEMUTimerListGroup *tlg;
 } __attribute__((aligned(64)));
 
@@ -218,18 +226,83 @@ HOT void heap_fix(QEMUTimerList *tl, uint32_t k)
     }
 }
 
+/* Bytes of a heap array of cap slots; from HEAP_MAP_BYTES on it is mmap'ed. */
+static size_t heap_bytes(uint32_t cap)
+{
+    return (size_t)cap * sizeof(TimerHeapSlot);
+}
+
+/*
+ * Fault in the part of a mapping that a grown heap will fill, in one call
+ * rather than one page fault per page (page faults are the main cost of
+ * the first arms of a large list); large arrays ask for huge pages, which
+ * also spares the sifts TLB misses.  Both are hints: errors are ignored.
+ */
+static void heap_populate(char *base, size_t from, size_t to)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+    from &= ~(page - 1);
+    if (to >= HEAP_HUGE_BYTES) {
+        madvise(base, to, MADV_HUGEPAGE);
+    }
+    madvise(base + from, to - from, MADV_POPULATE_WRITE);
+}
+
+/*
+ * A heap array of new_bytes holding the used bytes of old (old_bytes
+ * long), or NULL.  Small arrays are aligned heap blocks; large ones are
+ * mappings that mremap() grows without copying or touching their pages.
+ */
+static void *heap_realloc(void *old, size_t used, size_t old_bytes,
+                          size_t new_bytes)
+{
+    void *mem;
+
+    if (new_bytes < HEAP_MAP_BYTES) {
+        if (posix_memalign(&mem, 64, new_bytes)) {
+            return NULL;
+        }
+    } else if (old_bytes >= HEAP_MAP_BYTES) {
+        mem = mremap(old, old_bytes, new_bytes, MREMAP_MAYMOVE);
+        old = NULL; /* moved, nothing to copy or free */
+    } else {
+        mem = mmap(NULL, new_bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    }
+    if (mem == MAP_FAILED) {
+        return NULL;
+    }
+    if (old) {
+        memcpy(mem, old, used);
+        free(old);
+    }
+    if (new_bytes >= HEAP_MAP_BYTES) {
+        heap_populate(mem, old_bytes, new_bytes);
+    }
+    return mem;
+}
+
+static void heap_release(TimerHeapSlot *heap, uint32_t cap)
+{
+    if (heap_bytes(cap) >= HEAP_MAP_BYTES) {
+        munmap(heap, heap_bytes(cap));
+    } else {
+        free(heap);
+    }
+}
+
 static void __attribute__((noinline)) heap_grow(QEMUTimerList *tl)
 {
     uint32_t cap = tl->cap ? tl->cap * 2 : HEAP_MIN_SLOTS;
-    void *mem;
+    void *mem = NULL;
 
-    if (cap <= tl->cap || cap > UINT32_MAX / 2 ||
-        posix_memalign(&mem, 64, (size_t)cap * sizeof(TimerHeapSlot))) {
-        timer_die("out of memory growing a timer list");
+    if (cap > tl->cap && cap <= UINT32_MAX / 2) {
+        mem = heap_realloc(tl->heap, heap_bytes(tl->end), heap_bytes(tl->cap),
+                           heap_bytes(cap));
     }
-    if (tl->heap) {
-        memcpy(mem, tl->heap, (size_t)tl->end * sizeof(TimerHeapSlot));
-        free(tl->heap);
+    if (!mem) {
+        timer_die("out of memory growing a timer list");
     }
     tl->heap = mem;
     tl->cap = cap;
@@ -370,7 +443,7 @@ void aio_timers_free(QEMUTimerListGroup *tlg)
         }
         tl->end = HEAP_ROOT;
         tl_unlock(tl);
-        free(tl->heap);
+        heap_release(tl->heap, tl->cap);
     }
     free(tlg);
 }
@@ -411,8 +484,8 @@ int64_t aio_timers_deadline_ns(QEMUTimerListGroup *tlg)
 
     group_claim_poller(tlg);
     for (int type = 0; type < QEMU_CLOCK_MAX; type++) {
-        int64_t head = __atomic_load_n(&tlg->tl[type].head_expire,
-                                       __ATOMIC_SEQ_CST);
+        int64_t head =
+            __atomic_load_n(&tlg->tl[type].head_expire, __ATOMIC_SEQ_CST);
         AioClockState st;
         int64_t now;
 
@@ -485,9 +558,8 @@ AIOCTX_API QEMUTimerListGroup *aio_get_timer_list_group(AioContext *ctx)
 
 /* ---- timers ---- */
 
-static const char *timer_args_error(QEMUTimerListGroup *tlg,
-                                    QEMUClockType type, int scale,
-                                    QEMUTimerCB *cb)
+static const char *timer_args_error(QEMUTimerListGroup *tlg, QEMUClockType type,
+                                    int scale, QEMUTimerCB *cb)
 {
     if ((unsigned)type >= QEMU_CLOCK_MAX) {
         return "timer: unknown clock type";
@@ -558,8 +630,8 @@ AIOCTX_API QEMUTimer *timer_new_full(QEMUTimerListGroup *tlg,
 
 AIOCTX_API QEMUTimer *aio_timer_new_with_attrs(AioContext *ctx,
                                                QEMUClockType type, int scale,
-                                               int attributes,
-                                               QEMUTimerCB *cb, void *opaque)
+                                               int attributes, QEMUTimerCB *cb,
+                                               void *opaque)
 {
     if (!ctx) {
         return NULL;
