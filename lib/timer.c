@@ -161,10 +161,9 @@ HOT void heap_put(TimerHeapSlot *h, uint32_t k, TimerHeapSlot s)
     s.ts->heap_index = k;
 }
 
-HOT void heap_up(TimerHeapSlot *h, uint32_t k)
+/* Move the hole at k up while s belongs above it, then fill it with s. */
+HOT void heap_up(TimerHeapSlot *h, uint32_t k, TimerHeapSlot s)
 {
-    TimerHeapSlot s = h[k];
-
     while (k > HEAP_ROOT) {
         uint32_t p = heap_parent(k);
 
@@ -177,16 +176,19 @@ HOT void heap_up(TimerHeapSlot *h, uint32_t k)
     heap_put(h, k, s);
 }
 
-/* The earliest of the children of a node, the first being c (< end). */
+/*
+ * The earliest of the children of a node, the first being c (< end): a
+ * tournament of pairs, so the two first compares do not wait on each other.
+ */
 HOT uint32_t heap_min_child(const TimerHeapSlot *h, uint32_t c, uint32_t end)
 {
     uint32_t best = c;
 
     if (__builtin_expect(c + 3 < end, 1)) {
-        best = slot_before(&h[c + 1], &h[best]) ? c + 1 : best;
-        best = slot_before(&h[c + 2], &h[best]) ? c + 2 : best;
-        best = slot_before(&h[c + 3], &h[best]) ? c + 3 : best;
-        return best;
+        uint32_t x = slot_before(&h[c + 1], &h[c]) ? c + 1 : c;
+        uint32_t y = slot_before(&h[c + 3], &h[c + 2]) ? c + 3 : c + 2;
+
+        return slot_before(&h[y], &h[x]) ? y : x;
     }
     for (uint32_t i = c + 1; i < end; i++) {
         best = slot_before(&h[i], &h[best]) ? i : best;
@@ -194,10 +196,9 @@ HOT uint32_t heap_min_child(const TimerHeapSlot *h, uint32_t c, uint32_t end)
     return best;
 }
 
-HOT void heap_down(TimerHeapSlot *h, uint32_t end, uint32_t k)
+/* Move the hole at k down while a child belongs above s, then fill it. */
+HOT void heap_down(TimerHeapSlot *h, uint32_t end, uint32_t k, TimerHeapSlot s)
 {
-    TimerHeapSlot s = h[k];
-
     for (;;) {
         uint32_t c = heap_first_child(k);
 
@@ -214,16 +215,40 @@ HOT void heap_down(TimerHeapSlot *h, uint32_t end, uint32_t k)
     heap_put(h, k, s);
 }
 
-/* Restore the heap order around slot k after its key changed. */
-HOT void heap_fix(QEMUTimerList *tl, uint32_t k)
+/* Fill the hole at k (< end) with s, moving it up or down as needed. */
+HOT void heap_place(TimerHeapSlot *h, uint32_t end, uint32_t k, TimerHeapSlot s)
 {
-    TimerHeapSlot *h = tl->heap;
+    uint32_t p = heap_parent(k);
 
-    if (k > HEAP_ROOT && slot_before(&h[k], &h[heap_parent(k)])) {
-        heap_up(h, k);
+    if (k > HEAP_ROOT && slot_before(&s, &h[p])) {
+        heap_put(h, k, h[p]);
+        heap_up(h, p, s);
     } else {
-        heap_down(h, tl->end, k);
+        heap_down(h, end, k, s);
     }
+}
+
+/*
+ * Fill the hole at the root with s, which comes from the bottom: walk the
+ * hole down along the earliest children to a leaf, then move s up from
+ * there.  s (the old last slot) nearly always belongs near the bottom, so
+ * this saves the compare against s on the way down.
+ */
+HOT void heap_pop_fill(TimerHeapSlot *h, uint32_t end, TimerHeapSlot s)
+{
+    uint32_t k = HEAP_ROOT;
+
+    for (;;) {
+        uint32_t c = heap_first_child(k);
+
+        if (c >= end) {
+            break;
+        }
+        c = heap_min_child(h, c, end);
+        heap_put(h, k, h[c]);
+        k = c;
+    }
+    heap_up(h, k, s);
 }
 
 /* Bytes of a heap array of cap slots; from HEAP_MAP_BYTES on it is mmap'ed. */
@@ -308,75 +333,70 @@ static void __attribute__((noinline)) heap_grow(QEMUTimerList *tl)
     tl->cap = cap;
 }
 
-HOT int64_t heap_head(const QEMUTimerList *tl)
+/*
+ * head_expire after a change under the lock: returns true when the earliest
+ * deadline became earlier, which only an arm can do (by making its timer
+ * the root), and publishes it sequentially consistent then, as half of the
+ * Dekker pair with group_claim_poller().
+ */
+HOT bool publish_head(QEMUTimerList *tl, int64_t old_head)
 {
-    return tl->end > HEAP_ROOT ? tl->heap[HEAP_ROOT].expire : HEAP_EMPTY;
-}
+    int64_t head =
+        tl->end > HEAP_ROOT ? tl->heap[HEAP_ROOT].expire : HEAP_EMPTY;
 
-/* Mirror the root's deadline after a change that did not make it earlier. */
-HOT void publish_head(QEMUTimerList *tl, int64_t old_head)
-{
-    int64_t head = heap_head(tl);
-
-    if (head != old_head) {
-        __atomic_store_n(&tl->head_expire, head, __ATOMIC_RELEASE);
+    if (__builtin_expect(head == old_head, 1)) {
+        return false;
     }
+    if (head < old_head) {
+        __atomic_store_n(&tl->head_expire, head, __ATOMIC_SEQ_CST);
+        return true;
+    }
+    __atomic_store_n(&tl->head_expire, head, __ATOMIC_RELEASE);
+    return false;
 }
 
-static void heap_remove(QEMUTimerList *tl, uint32_t k)
+/* Unlink the timer in slot k and close the hole with the last slot. */
+HOT void heap_remove(QEMUTimerList *tl, uint32_t k)
 {
+    TimerHeapSlot *h = tl->heap;
     uint32_t last = --tl->end;
 
-    tl->heap[k].ts->heap_index = 0;
-    if (k != last) {
-        heap_put(tl->heap, k, tl->heap[last]);
-        heap_fix(tl, k);
+    h[k].ts->heap_index = 0;
+    if (k == last) {
+        return;
+    }
+    if (k == HEAP_ROOT) {
+        heap_pop_fill(h, last, h[last]);
+    } else {
+        heap_place(h, last, k, h[last]);
     }
 }
 
 /*
  * Arm or move ts to expire (ns, >= 0).  Returns true when this made the
- * list's earliest deadline earlier, which can only happen by ts becoming
- * the root with a deadline before the old root's.
+ * list's earliest deadline earlier.  head_expire is exact while the lock
+ * is held, so it serves as the old head without touching the heap.
  */
 HOT bool list_arm_locked(QEMUTimerList *tl, QEMUTimer *ts, int64_t expire)
 {
+    int64_t old_head = __atomic_load_n(&tl->head_expire, __ATOMIC_RELAXED);
+    TimerHeapSlot s = { expire, ++tl->seq, ts };
     uint32_t k = ts->heap_index;
-    int64_t old_head;
-    TimerHeapSlot *h;
 
-    if (__builtin_expect(!k && tl->end >= tl->cap, 0)) {
-        heap_grow(tl);
-    }
-    h = tl->heap;
-    old_head = heap_head(tl);
-    __atomic_store_n(&ts->expire_time, expire, __ATOMIC_RELAXED);
-    if (k) {
-        h[k].expire = expire;
-        h[k].seq = ++tl->seq;
-        heap_fix(tl, k);
-    } else {
-        k = tl->end++;
-        h[k] = (TimerHeapSlot){ expire, ++tl->seq, ts };
-        heap_up(h, k);
-    }
-    if (h[HEAP_ROOT].ts == ts) {
-        if (expire < old_head) {
-            /* Half of the Dekker pair with group_claim_poller(). */
-            __atomic_store_n(&tl->head_expire, expire, __ATOMIC_SEQ_CST);
-            return true;
+    if (!k) {
+        if (__builtin_expect(tl->end >= tl->cap, 0)) {
+            heap_grow(tl);
         }
-        publish_head(tl, old_head);
-    } else if (k == HEAP_ROOT) {
-        /* ts was the root and moved down: the head became later. */
-        publish_head(tl, old_head);
+        k = tl->end++;
     }
-    return false;
+    __atomic_store_n(&ts->expire_time, expire, __ATOMIC_RELAXED);
+    heap_place(tl->heap, tl->end, k, s);
+    return publish_head(tl, old_head);
 }
 
 static void list_del_locked(QEMUTimerList *tl, QEMUTimer *ts)
 {
-    int64_t old_head = heap_head(tl);
+    int64_t old_head = __atomic_load_n(&tl->head_expire, __ATOMIC_RELAXED);
 
     if (ts->heap_index) {
         heap_remove(tl, ts->heap_index);
@@ -523,7 +543,7 @@ static bool list_run(QEMUTimerList *tl)
     }
     tl_lock(tl);
     while (tl->end > HEAP_ROOT && tl->heap[HEAP_ROOT].expire <= now) {
-        int64_t old_head = tl->heap[HEAP_ROOT].expire;
+        int64_t old_head = __atomic_load_n(&tl->head_expire, __ATOMIC_RELAXED);
         QEMUTimer *ts = tl->heap[HEAP_ROOT].ts;
         QEMUTimerCB *cb = ts->cb;
         void *opaque = ts->opaque;
