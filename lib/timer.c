@@ -11,10 +11,23 @@
  * (deadlines computed from one "now" plus whole milliseconds).  The root
  * sits at index HEAP_ROOT = 3 and the children of slot k are 4k-8 .. 4k-5,
  * so in a 64-byte aligned array of 24-byte slots the four children of a
- * node span exactly two cache lines.
+ * node span exactly two cache lines.  Sifts move a hole rather than swap
+ * slots, so each moved slot is written once (and its timer's heap_index
+ * once).  Firing takes the root out by walking the hole down along the
+ * earliest children to a leaf and moving the last slot up from there: the
+ * last slot nearly always belongs near the bottom, so the way down needs
+ * no compare against it.
+ *
+ * Memory: the array doubles when full and never shrinks.  Small arrays
+ * are aligned heap blocks; from HEAP_MAP_BYTES on it is a private mapping
+ * grown by mremap() (no copy, no second fault on pages already in use),
+ * and the part that growth adds is faulted in with one madvise() call,
+ * with huge pages from HEAP_HUGE_BYTES on.  On a virtual machine a page
+ * fault costs microseconds, so faulting page by page used to dominate the
+ * first arming of a large list.
  *
  * Locking: a small spinlock per list guards the heap and the timers'
- * expire_time/heap_index/seq fields: critical sections are a few dozen
+ * expire_time/heap_index fields: critical sections are a few dozen
  * instructions and never block (except for the rare growth of the heap
  * array), so an uncontended arm costs one atomic exchange, whose latency
  * hides behind the cache miss on the timer itself.  Callbacks run with the
@@ -83,6 +96,11 @@ struct QEMUTimerListGroup {
  * no __tls_get_addr (which would make the library need ld.so by name).
  */
 static __thread char thread_token __attribute__((tls_model("initial-exec")));
+
+#if UINTPTR_MAX == UINT64_MAX
+_Static_assert(sizeof(QEMUTimer) == 48 && _Alignof(QEMUTimer) == 8,
+               "QEMUTimer's size and alignment are ABI");
+#endif
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static QEMUTimerListGroup *registry;
