@@ -11,10 +11,23 @@
  * (deadlines computed from one "now" plus whole milliseconds).  The root
  * sits at index HEAP_ROOT = 3 and the children of slot k are 4k-8 .. 4k-5,
  * so in a 64-byte aligned array of 24-byte slots the four children of a
- * node span exactly two cache lines.
+ * node span exactly two cache lines.  Sifts move a hole rather than swap
+ * slots, so each moved slot is written once (and its timer's heap_index
+ * once).  Firing takes the root out by walking the hole down along the
+ * earliest children to a leaf and moving the last slot up from there: the
+ * last slot nearly always belongs near the bottom, so the way down needs
+ * no compare against it.
+ *
+ * Memory: the array doubles when full and never shrinks.  Small arrays
+ * are aligned heap blocks; from HEAP_MAP_BYTES on it is a private mapping
+ * grown by mremap() (no copy, no second fault on pages already in use),
+ * and the part that growth adds is faulted in with one madvise() call,
+ * with huge pages from HEAP_HUGE_BYTES on.  On a virtual machine a page
+ * fault costs microseconds, so faulting page by page used to dominate the
+ * first arming of a large list.
  *
  * Locking: a small spinlock per list guards the heap and the timers'
- * expire_time/heap_index/seq fields: critical sections are a few dozen
+ * expire_time/heap_index fields: critical sections are a few dozen
  * instructions and never block (except for the rare growth of the heap
  * array), so an uncontended arm costs one atomic exchange, whose latency
  * hides behind the cache miss on the timer itself.  Callbacks run with the
@@ -35,6 +48,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "aio-internal.h"
 #include "timer-internal.h"
@@ -43,6 +58,12 @@
 #define HEAP_MIN_SLOTS 64u
 #define HEAP_EMPTY INT64_MAX /* head_expire of an empty list */
 #define LOCK_SPINS 64
+#define HEAP_MAP_BYTES (16u << 10) /* from this size on: a mapping */
+#define HEAP_HUGE_BYTES (2u << 20) /* from this size on: huge pages */
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14; older kernels say EINVAL */
+#endif
 
 typedef struct TimerHeapSlot {
     int64_t expire;
@@ -51,13 +72,13 @@ typedef struct TimerHeapSlot {
 } TimerHeapSlot;
 
 struct QEMUTimerList {
-    int lock;            /* spinlock: 0 free, 1 held */
+    int lock; /* spinlock: 0 free, 1 held */
     QEMUClockType type;
     int64_t head_expire; /* atomic; HEAP_EMPTY when empty */
     TimerHeapSlot *heap; /* 64-byte aligned; slots [HEAP_ROOT, end) used */
     uint32_t end;
     uint32_t cap;
-    uint64_t seq;        /* arming counter */
+    uint64_t seq; /* arming counter */
     QEMUTimerListGroup *tlg;
 } __attribute__((aligned(64)));
 
@@ -75,6 +96,11 @@ struct QEMUTimerListGroup {
  * no __tls_get_addr (which would make the library need ld.so by name).
  */
 static __thread char thread_token __attribute__((tls_model("initial-exec")));
+
+#if UINTPTR_MAX == UINT64_MAX
+_Static_assert(sizeof(QEMUTimer) == 48 && _Alignof(QEMUTimer) == 8,
+               "QEMUTimer's size and alignment are ABI");
+#endif
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static QEMUTimerListGroup *registry;
@@ -153,10 +179,9 @@ HOT void heap_put(TimerHeapSlot *h, uint32_t k, TimerHeapSlot s)
     s.ts->heap_index = k;
 }
 
-HOT void heap_up(TimerHeapSlot *h, uint32_t k)
+/* Move the hole at k up while s belongs above it, then fill it with s. */
+HOT void heap_up(TimerHeapSlot *h, uint32_t k, TimerHeapSlot s)
 {
-    TimerHeapSlot s = h[k];
-
     while (k > HEAP_ROOT) {
         uint32_t p = heap_parent(k);
 
@@ -169,16 +194,19 @@ HOT void heap_up(TimerHeapSlot *h, uint32_t k)
     heap_put(h, k, s);
 }
 
-/* The earliest of the children of a node, the first being c (< end). */
+/*
+ * The earliest of the children of a node, the first being c (< end): a
+ * tournament of pairs, so the two first compares do not wait on each other.
+ */
 HOT uint32_t heap_min_child(const TimerHeapSlot *h, uint32_t c, uint32_t end)
 {
     uint32_t best = c;
 
     if (__builtin_expect(c + 3 < end, 1)) {
-        best = slot_before(&h[c + 1], &h[best]) ? c + 1 : best;
-        best = slot_before(&h[c + 2], &h[best]) ? c + 2 : best;
-        best = slot_before(&h[c + 3], &h[best]) ? c + 3 : best;
-        return best;
+        uint32_t x = slot_before(&h[c + 1], &h[c]) ? c + 1 : c;
+        uint32_t y = slot_before(&h[c + 3], &h[c + 2]) ? c + 3 : c + 2;
+
+        return slot_before(&h[y], &h[x]) ? y : x;
     }
     for (uint32_t i = c + 1; i < end; i++) {
         best = slot_before(&h[i], &h[best]) ? i : best;
@@ -186,10 +214,9 @@ HOT uint32_t heap_min_child(const TimerHeapSlot *h, uint32_t c, uint32_t end)
     return best;
 }
 
-HOT void heap_down(TimerHeapSlot *h, uint32_t end, uint32_t k)
+/* Move the hole at k down while a child belongs above s, then fill it. */
+HOT void heap_down(TimerHeapSlot *h, uint32_t end, uint32_t k, TimerHeapSlot s)
 {
-    TimerHeapSlot s = h[k];
-
     for (;;) {
         uint32_t c = heap_first_child(k);
 
@@ -206,104 +233,188 @@ HOT void heap_down(TimerHeapSlot *h, uint32_t end, uint32_t k)
     heap_put(h, k, s);
 }
 
-/* Restore the heap order around slot k after its key changed. */
-HOT void heap_fix(QEMUTimerList *tl, uint32_t k)
+/* Fill the hole at k (< end) with s, moving it up or down as needed. */
+HOT void heap_place(TimerHeapSlot *h, uint32_t end, uint32_t k, TimerHeapSlot s)
 {
-    TimerHeapSlot *h = tl->heap;
+    uint32_t p = heap_parent(k);
 
-    if (k > HEAP_ROOT && slot_before(&h[k], &h[heap_parent(k)])) {
-        heap_up(h, k);
+    if (k > HEAP_ROOT && slot_before(&s, &h[p])) {
+        heap_put(h, k, h[p]);
+        heap_up(h, p, s);
     } else {
-        heap_down(h, tl->end, k);
+        heap_down(h, end, k, s);
+    }
+}
+
+/*
+ * Fill the hole at the root with s, which comes from the bottom: walk the
+ * hole down along the earliest children to a leaf, then move s up from
+ * there.  s (the old last slot) nearly always belongs near the bottom, so
+ * this saves the compare against s on the way down.
+ */
+HOT void heap_pop_fill(TimerHeapSlot *h, uint32_t end, TimerHeapSlot s)
+{
+    uint32_t k = HEAP_ROOT;
+
+    for (;;) {
+        uint32_t c = heap_first_child(k);
+
+        if (c >= end) {
+            break;
+        }
+        c = heap_min_child(h, c, end);
+        heap_put(h, k, h[c]);
+        k = c;
+    }
+    heap_up(h, k, s);
+}
+
+/* Bytes of a heap array of cap slots; from HEAP_MAP_BYTES on it is mmap'ed. */
+static size_t heap_bytes(uint32_t cap)
+{
+    return (size_t)cap * sizeof(TimerHeapSlot);
+}
+
+/*
+ * Fault in the part of a mapping that a grown heap will fill, in one call
+ * rather than one page fault per page (page faults are the main cost of
+ * the first arms of a large list); large arrays ask for huge pages, which
+ * also spares the sifts TLB misses.  Both are hints: errors are ignored.
+ */
+static void heap_populate(char *base, size_t from, size_t to)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+    from &= ~(page - 1);
+    if (to >= HEAP_HUGE_BYTES) {
+        madvise(base, to, MADV_HUGEPAGE);
+    }
+    madvise(base + from, to - from, MADV_POPULATE_WRITE);
+}
+
+/*
+ * A heap array of new_bytes holding the used bytes of old (old_bytes
+ * long), or NULL.  Small arrays are aligned heap blocks; large ones are
+ * mappings that mremap() grows without copying or touching their pages.
+ */
+static void *heap_realloc(void *old, size_t used, size_t old_bytes,
+                          size_t new_bytes)
+{
+    void *mem;
+
+    if (new_bytes < HEAP_MAP_BYTES) {
+        if (posix_memalign(&mem, 64, new_bytes)) {
+            return NULL;
+        }
+    } else if (old_bytes >= HEAP_MAP_BYTES) {
+        mem = mremap(old, old_bytes, new_bytes, MREMAP_MAYMOVE);
+        old = NULL; /* moved, nothing to copy or free */
+    } else {
+        mem = mmap(NULL, new_bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    }
+    if (mem == MAP_FAILED) {
+        return NULL;
+    }
+    if (old) {
+        memcpy(mem, old, used);
+        free(old);
+    }
+    if (new_bytes >= HEAP_MAP_BYTES) {
+        heap_populate(mem, old_bytes, new_bytes);
+    }
+    return mem;
+}
+
+static void heap_release(TimerHeapSlot *heap, uint32_t cap)
+{
+    if (heap_bytes(cap) >= HEAP_MAP_BYTES) {
+        munmap(heap, heap_bytes(cap));
+    } else {
+        free(heap);
     }
 }
 
 static void __attribute__((noinline)) heap_grow(QEMUTimerList *tl)
 {
     uint32_t cap = tl->cap ? tl->cap * 2 : HEAP_MIN_SLOTS;
-    void *mem;
+    void *mem = NULL;
 
-    if (cap <= tl->cap || cap > UINT32_MAX / 2 ||
-        posix_memalign(&mem, 64, (size_t)cap * sizeof(TimerHeapSlot))) {
-        timer_die("out of memory growing a timer list");
+    if (cap > tl->cap && cap <= UINT32_MAX / 2) {
+        mem = heap_realloc(tl->heap, heap_bytes(tl->end), heap_bytes(tl->cap),
+                           heap_bytes(cap));
     }
-    if (tl->heap) {
-        memcpy(mem, tl->heap, (size_t)tl->end * sizeof(TimerHeapSlot));
-        free(tl->heap);
+    if (!mem) {
+        timer_die("out of memory growing a timer list");
     }
     tl->heap = mem;
     tl->cap = cap;
 }
 
-HOT int64_t heap_head(const QEMUTimerList *tl)
+/*
+ * head_expire after a change under the lock: returns true when the earliest
+ * deadline became earlier, which only an arm can do (by making its timer
+ * the root), and publishes it sequentially consistent then, as half of the
+ * Dekker pair with group_claim_poller().
+ */
+HOT bool publish_head(QEMUTimerList *tl, int64_t old_head)
 {
-    return tl->end > HEAP_ROOT ? tl->heap[HEAP_ROOT].expire : HEAP_EMPTY;
-}
+    int64_t head =
+        tl->end > HEAP_ROOT ? tl->heap[HEAP_ROOT].expire : HEAP_EMPTY;
 
-/* Mirror the root's deadline after a change that did not make it earlier. */
-HOT void publish_head(QEMUTimerList *tl, int64_t old_head)
-{
-    int64_t head = heap_head(tl);
-
-    if (head != old_head) {
-        __atomic_store_n(&tl->head_expire, head, __ATOMIC_RELEASE);
+    if (__builtin_expect(head == old_head, 1)) {
+        return false;
     }
+    if (head < old_head) {
+        __atomic_store_n(&tl->head_expire, head, __ATOMIC_SEQ_CST);
+        return true;
+    }
+    __atomic_store_n(&tl->head_expire, head, __ATOMIC_RELEASE);
+    return false;
 }
 
-static void heap_remove(QEMUTimerList *tl, uint32_t k)
+/* Unlink the timer in slot k and close the hole with the last slot. */
+HOT void heap_remove(QEMUTimerList *tl, uint32_t k)
 {
+    TimerHeapSlot *h = tl->heap;
     uint32_t last = --tl->end;
 
-    tl->heap[k].ts->heap_index = 0;
-    if (k != last) {
-        heap_put(tl->heap, k, tl->heap[last]);
-        heap_fix(tl, k);
+    h[k].ts->heap_index = 0;
+    if (k == last) {
+        return;
+    }
+    if (k == HEAP_ROOT) {
+        heap_pop_fill(h, last, h[last]);
+    } else {
+        heap_place(h, last, k, h[last]);
     }
 }
 
 /*
  * Arm or move ts to expire (ns, >= 0).  Returns true when this made the
- * list's earliest deadline earlier, which can only happen by ts becoming
- * the root with a deadline before the old root's.
+ * list's earliest deadline earlier.  head_expire is exact while the lock
+ * is held, so it serves as the old head without touching the heap.
  */
 HOT bool list_arm_locked(QEMUTimerList *tl, QEMUTimer *ts, int64_t expire)
 {
+    int64_t old_head = __atomic_load_n(&tl->head_expire, __ATOMIC_RELAXED);
+    TimerHeapSlot s = { expire, ++tl->seq, ts };
     uint32_t k = ts->heap_index;
-    int64_t old_head;
-    TimerHeapSlot *h;
 
-    if (__builtin_expect(!k && tl->end >= tl->cap, 0)) {
-        heap_grow(tl);
-    }
-    h = tl->heap;
-    old_head = heap_head(tl);
-    __atomic_store_n(&ts->expire_time, expire, __ATOMIC_RELAXED);
-    if (k) {
-        h[k].expire = expire;
-        h[k].seq = ++tl->seq;
-        heap_fix(tl, k);
-    } else {
-        k = tl->end++;
-        h[k] = (TimerHeapSlot){ expire, ++tl->seq, ts };
-        heap_up(h, k);
-    }
-    if (h[HEAP_ROOT].ts == ts) {
-        if (expire < old_head) {
-            /* Half of the Dekker pair with group_claim_poller(). */
-            __atomic_store_n(&tl->head_expire, expire, __ATOMIC_SEQ_CST);
-            return true;
+    if (!k) {
+        if (__builtin_expect(tl->end >= tl->cap, 0)) {
+            heap_grow(tl);
         }
-        publish_head(tl, old_head);
-    } else if (k == HEAP_ROOT) {
-        /* ts was the root and moved down: the head became later. */
-        publish_head(tl, old_head);
+        k = tl->end++;
     }
-    return false;
+    __atomic_store_n(&ts->expire_time, expire, __ATOMIC_RELAXED);
+    heap_place(tl->heap, tl->end, k, s);
+    return publish_head(tl, old_head);
 }
 
 static void list_del_locked(QEMUTimerList *tl, QEMUTimer *ts)
 {
-    int64_t old_head = heap_head(tl);
+    int64_t old_head = __atomic_load_n(&tl->head_expire, __ATOMIC_RELAXED);
 
     if (ts->heap_index) {
         heap_remove(tl, ts->heap_index);
@@ -370,7 +481,7 @@ void aio_timers_free(QEMUTimerListGroup *tlg)
         }
         tl->end = HEAP_ROOT;
         tl_unlock(tl);
-        free(tl->heap);
+        heap_release(tl->heap, tl->cap);
     }
     free(tlg);
 }
@@ -411,8 +522,8 @@ int64_t aio_timers_deadline_ns(QEMUTimerListGroup *tlg)
 
     group_claim_poller(tlg);
     for (int type = 0; type < QEMU_CLOCK_MAX; type++) {
-        int64_t head = __atomic_load_n(&tlg->tl[type].head_expire,
-                                       __ATOMIC_SEQ_CST);
+        int64_t head =
+            __atomic_load_n(&tlg->tl[type].head_expire, __ATOMIC_SEQ_CST);
         AioClockState st;
         int64_t now;
 
@@ -450,7 +561,7 @@ static bool list_run(QEMUTimerList *tl)
     }
     tl_lock(tl);
     while (tl->end > HEAP_ROOT && tl->heap[HEAP_ROOT].expire <= now) {
-        int64_t old_head = tl->heap[HEAP_ROOT].expire;
+        int64_t old_head = __atomic_load_n(&tl->head_expire, __ATOMIC_RELAXED);
         QEMUTimer *ts = tl->heap[HEAP_ROOT].ts;
         QEMUTimerCB *cb = ts->cb;
         void *opaque = ts->opaque;
@@ -485,9 +596,8 @@ AIOCTX_API QEMUTimerListGroup *aio_get_timer_list_group(AioContext *ctx)
 
 /* ---- timers ---- */
 
-static const char *timer_args_error(QEMUTimerListGroup *tlg,
-                                    QEMUClockType type, int scale,
-                                    QEMUTimerCB *cb)
+static const char *timer_args_error(QEMUTimerListGroup *tlg, QEMUClockType type,
+                                    int scale, QEMUTimerCB *cb)
 {
     if ((unsigned)type >= QEMU_CLOCK_MAX) {
         return "timer: unknown clock type";
@@ -558,8 +668,8 @@ AIOCTX_API QEMUTimer *timer_new_full(QEMUTimerListGroup *tlg,
 
 AIOCTX_API QEMUTimer *aio_timer_new_with_attrs(AioContext *ctx,
                                                QEMUClockType type, int scale,
-                                               int attributes,
-                                               QEMUTimerCB *cb, void *opaque)
+                                               int attributes, QEMUTimerCB *cb,
+                                               void *opaque)
 {
     if (!ctx) {
         return NULL;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Clocks and timers: deadline order and FIFO ties, re-arm/delete/free from
+ * Clocks and timers: deadline order and FIFO ties, heap moves and deletions
+ * at the root, inside and at the end, re-arm/delete/free from
  * callbacks, the virtual clock stopped/stepped/restarted, anticipate,
  * aio_poll sleeping until (never before) the nearest deadline, many
  * timers, heap consistency against a model, attributes, bad inputs,
@@ -214,6 +215,246 @@ START_TEST(test_equal_deadlines_fifo)
     }
     ck_assert_int_eq(log.ids[N - 2], 3);
     ck_assert_int_eq(log.ids[N - 1], 0);
+    aio_context_unref(ctx);
+}
+END_TEST
+
+/* ---- heap edges: moves and deletions at the root, inside, at the end ---- */
+
+enum { EDGE_N = 40 };
+
+/*
+ * EDGE_N items on the stopped virtual clock, item i due at t0 + (i + 1) ms,
+ * armed in that order (so the first is the earliest, the last the latest).
+ */
+static int64_t edge_setup(AioContext *ctx, Item *it, FireLog *log)
+{
+    int64_t t0 = virtual_stop();
+
+    for (int i = 0; i < EDGE_N; i++) {
+        item_init(ctx, &it[i], log, i, QEMU_CLOCK_VIRTUAL);
+        item_arm(&it[i], t0 + (i + 1) * MS);
+    }
+    return t0;
+}
+
+/* Step the clock to t, run what is due, and check exactly want[] fired. */
+static void expect_fired(AioContext *ctx, FireLog *log, int64_t t,
+                         const int *want, int n)
+{
+    bool progress;
+
+    log->n = 0;
+    qemu_clock_advance_virtual_time(t);
+    progress = aio_poll(ctx, false);
+    ck_assert(progress || n == 0);
+    ck_assert_int_eq(log->n, n);
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_eq(log->ids[i], want[i]);
+    }
+}
+
+START_TEST(test_rearm_moves_up_and_down)
+{
+    AioContext *ctx = test_ctx_new();
+    Item it[EDGE_N];
+    FireLog log = { .n = 0 };
+    int64_t t0 = edge_setup(ctx, it, &log);
+    int want[EDGE_N], n = 0;
+
+    item_arm(&it[EDGE_N - 1], t0 + MS / 2);   /* latest becomes the earliest */
+    item_arm(&it[0], t0 + 100 * MS);          /* earliest becomes the latest */
+    item_arm(&it[20], t0 + 5 * MS + MS / 2);  /* inside, moved earlier */
+    item_arm(&it[10], t0 + 30 * MS + MS / 2); /* inside, moved later */
+    item_arm(&it[5], t0 + 6 * MS);            /* same deadline: no move */
+
+    want[n++] = EDGE_N - 1;
+    for (int i = 1; i <= 4; i++) {
+        want[n++] = i;
+    }
+    want[n++] = 20;
+    expect_fired(ctx, &log, t0 + 5 * MS + MS / 2, want, n);
+
+    n = 0;
+    for (int i = 5; i < EDGE_N - 1; i++) {
+        if (i == 10 || i == 20) {
+            continue;
+        }
+        want[n++] = i;
+        if (i == 29) {
+            want[n++] = 10;
+        }
+    }
+    expect_fired(ctx, &log, t0 + 99 * MS, want, n);
+    ck_assert(timer_pending(&it[0].timer));
+    want[0] = 0;
+    expect_fired(ctx, &log, t0 + 100 * MS, want, 1);
+    for (int i = 0; i < EDGE_N; i++) {
+        ck_assert_int_eq(it[i].fired, 1);
+        ck_assert_int_eq(it[i].early, 0);
+    }
+    aio_context_unref(ctx);
+}
+END_TEST
+
+START_TEST(test_delete_root_middle_last)
+{
+    static const int gone[] = { 0, 17, EDGE_N - 1 }; /* root, inside, last */
+    AioContext *ctx = test_ctx_new();
+    Item it[EDGE_N];
+    FireLog log = { .n = 0 };
+    int64_t t0 = edge_setup(ctx, it, &log);
+    int want[EDGE_N], n = 0;
+
+    for (int g = 0; g < 3; g++) {
+        timer_del(&it[gone[g]].timer);
+        ck_assert(!timer_pending(&it[gone[g]].timer));
+        ck_assert_int_eq(timer_expire_time_ns(&it[gone[g]].timer), -1);
+    }
+    for (int i = 1; i < EDGE_N - 1; i++) {
+        if (i != 17) {
+            want[n++] = i;
+        }
+    }
+    expect_fired(ctx, &log, t0 + 100 * MS, want, n);
+    ck_assert_int_eq(it[0].fired + it[17].fired + it[EDGE_N - 1].fired, 0);
+
+    /* Deleted timers arm again like new ones. */
+    for (int g = 0; g < 3; g++) {
+        item_arm(&it[gone[g]], t0 + 200 * MS - g);
+    }
+    want[0] = EDGE_N - 1;
+    want[1] = 17;
+    want[2] = 0;
+    expect_fired(ctx, &log, t0 + 200 * MS, want, 3);
+    aio_context_unref(ctx);
+}
+END_TEST
+
+/* Emptying a list from the root, and from the last slot, leaves it empty. */
+START_TEST(test_delete_all_from_either_end)
+{
+    AioContext *ctx = test_ctx_new();
+    Item it[EDGE_N];
+    FireLog log = { .n = 0 };
+
+    for (int pass = 0; pass < 2; pass++) {
+        int64_t t0 = edge_setup(ctx, it, &log);
+
+        for (int i = 0; i < EDGE_N; i++) {
+            int k = pass ? EDGE_N - 1 - i : i;
+
+            timer_del(&it[k].timer);
+            for (int j = 0; j < EDGE_N; j++) {
+                bool deleted = pass ? j >= EDGE_N - 1 - i : j <= i;
+
+                ck_assert(timer_pending(&it[j].timer) == !deleted);
+            }
+        }
+        expect_fired(ctx, &log, t0 + 100 * MS, NULL, 0);
+        ck_assert_int_eq(aio_compute_timeout(ctx), -1);
+    }
+    aio_context_unref(ctx);
+}
+END_TEST
+
+typedef struct {
+    Item *due_later; /* moved earlier: fires in the same aio_poll */
+    Item *due_now;   /* moved later: does not */
+    int64_t t0;
+} Mover;
+
+static void mover_cb(void *opaque)
+{
+    Mover *mv = opaque;
+
+    item_arm(mv->due_later, mv->t0 + MS + MS / 2);
+    item_arm(mv->due_now, mv->t0 + 20 * MS);
+}
+
+START_TEST(test_rearm_other_from_callback)
+{
+    AioContext *ctx = test_ctx_new();
+    int64_t t0 = virtual_stop();
+    FireLog log = { .n = 0 };
+    Item b, c, d;
+    Mover mv = { &b, &d, t0 };
+    QEMUTimer a;
+    int want[] = { 1, 2 };
+
+    aio_timer_init(ctx, &a, QEMU_CLOCK_VIRTUAL, SCALE_NS, mover_cb, &mv);
+    item_init(ctx, &b, &log, 1, QEMU_CLOCK_VIRTUAL);
+    item_init(ctx, &c, &log, 2, QEMU_CLOCK_VIRTUAL);
+    item_init(ctx, &d, &log, 3, QEMU_CLOCK_VIRTUAL);
+    timer_mod_ns(&a, t0 + MS);
+    item_arm(&b, t0 + 10 * MS);
+    item_arm(&c, t0 + 2 * MS);
+    item_arm(&d, t0 + 3 * MS);
+    /* a runs first and moves b before c, and d past the step. */
+    expect_fired(ctx, &log, t0 + 5 * MS, want, 2);
+    ck_assert(timer_pending(&d.timer));
+    want[0] = 3;
+    expect_fired(ctx, &log, t0 + 20 * MS, want, 1);
+    ck_assert_int_eq(b.fired + c.fired + d.fired, 3);
+    timer_deinit(&a);
+    aio_context_unref(ctx);
+}
+END_TEST
+
+/*
+ * Many timers sharing few deadlines, armed in a scrambled deadline order,
+ * some re-armed to the deadline they had: each deadline's timers fire in
+ * the order they were last armed, however deep in the heap they sit.
+ */
+enum { TIE_N = 2000, TIE_DEADLINES = 8 };
+
+static int tie_log[TIE_N];
+static int tie_nlog;
+
+static void tie_cb(void *opaque)
+{
+    tie_log[tie_nlog++] = (int)(intptr_t)opaque;
+}
+
+START_TEST(test_many_equal_deadlines_fifo)
+{
+    AioContext *ctx = test_ctx_new();
+    int64_t t0 = virtual_stop();
+    static QEMUTimer t[TIE_N];
+    static int order[TIE_N + TIE_N / 7 + 1]; /* ids in arming order */
+    static int last[TIE_N]; /* where each id was last armed in order[] */
+    int group[TIE_N], norder = 0, k = 0;
+    uint64_t x = 5;
+
+    for (int i = 0; i < TIE_N; i++) {
+        group[i] = (int)(xorshift64(&x) % TIE_DEADLINES);
+        aio_timer_init(ctx, &t[i], QEMU_CLOCK_VIRTUAL, SCALE_NS, tie_cb,
+                       (void *)(intptr_t)i);
+        timer_mod_ns(&t[i], t0 + (group[i] + 1) * MS);
+        last[i] = norder;
+        order[norder++] = i;
+    }
+    for (int i = 0; i < TIE_N; i += 7) {
+        timer_mod_ns(&t[i], t0 + (group[i] + 1) * MS);
+        last[i] = norder;
+        order[norder++] = i;
+    }
+    tie_nlog = 0;
+    qemu_clock_advance_virtual_time(t0 + TIE_DEADLINES * MS);
+    ck_assert(aio_poll(ctx, false));
+    ck_assert_int_eq(tie_nlog, TIE_N);
+    /* Expected: by deadline, then by the last time each was armed. */
+    for (int g = 0; g < TIE_DEADLINES; g++) {
+        for (int j = 0; j < norder; j++) {
+            int id = order[j];
+
+            if (group[id] == g && last[id] == j) {
+                ck_assert_int_eq(tie_log[k], id);
+                k++;
+            }
+        }
+    }
+    ck_assert_int_eq(k, TIE_N);
     aio_context_unref(ctx);
 }
 END_TEST
@@ -1386,6 +1627,11 @@ int main(void)
     tc = tcase_create("single-thread");
     tcase_add_test(tc, test_deadline_order);
     tcase_add_test(tc, test_equal_deadlines_fifo);
+    tcase_add_test(tc, test_rearm_moves_up_and_down);
+    tcase_add_test(tc, test_delete_root_middle_last);
+    tcase_add_test(tc, test_delete_all_from_either_end);
+    tcase_add_test(tc, test_rearm_other_from_callback);
+    tcase_add_test(tc, test_many_equal_deadlines_fifo);
     tcase_add_test(tc, test_clock_order);
     tcase_add_test(tc, test_rearm_self_from_callback);
     tcase_add_test(tc, test_delete_and_free_other_from_callback);

@@ -97,9 +97,12 @@ typedef struct QEMUTimerList QEMUTimerList;
 typedef struct QEMUTimerListGroup QEMUTimerListGroup;
 
 /*
- * A timer.  Complete so callers can embed it (timer_init_full); every field
- * is private, read it only through the functions below.  A zero-filled
- * QEMUTimer is not initialised: call timer_init_full() or aio_timer_init().
+ * A timer.  Complete so callers can embed it (timer_init_full).  What is
+ * public is its size and alignment (48 bytes, 8-aligned on 64-bit targets),
+ * which are ABI and stay within a major version; no field is public: read
+ * a timer only through the functions below, and never copy a pending one
+ * (its list points at it).  A zero-filled QEMUTimer is not initialised:
+ * call timer_init_full() or aio_timer_init().
  */
 typedef struct QEMUTimer {
     /* Fields used on every arm first, to share a cache line. */
