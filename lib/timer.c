@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include "aio-internal.h"
+#include "log-internal.h"
 #include "timer-internal.h"
 
 #define HEAP_ROOT 3u
@@ -85,6 +86,11 @@ struct QEMUTimerList {
 struct QEMUTimerListGroup {
     QEMUTimerList tl[QEMU_CLOCK_MAX];
     AioContext *ctx;
+    /*
+     * Bit 1 << type set while that list holds a timer (atomic): a loop
+     * iteration with no timer armed reads one word, not four lists.
+     */
+    unsigned nonempty;
     const void *poller; /* atomic: token of the thread that may sleep */
     /* Every group, for clock changes (registry_lock). */
     QEMUTimerListGroup *next;
@@ -107,8 +113,7 @@ static QEMUTimerListGroup *registry;
 
 static void __attribute__((noreturn)) timer_die(const char *what)
 {
-    fprintf(stderr, "libaioctx: %s\n", what);
-    abort();
+    aio_fatal("%s", what);
 }
 
 /* ---- the list lock ---- */
@@ -367,9 +372,17 @@ HOT bool publish_head(QEMUTimerList *tl, int64_t old_head)
     }
     if (head < old_head) {
         __atomic_store_n(&tl->head_expire, head, __ATOMIC_SEQ_CST);
+        if (old_head == HEAP_EMPTY) {
+            __atomic_fetch_or(&tl->tlg->nonempty, 1u << tl->type,
+                              __ATOMIC_RELEASE);
+        }
         return true;
     }
     __atomic_store_n(&tl->head_expire, head, __ATOMIC_RELEASE);
+    if (head == HEAP_EMPTY) {
+        __atomic_fetch_and(&tl->tlg->nonempty, ~(1u << tl->type),
+                           __ATOMIC_RELEASE);
+    }
     return false;
 }
 
@@ -581,9 +594,18 @@ static bool list_run(QEMUTimerList *tl)
 
 bool aio_timers_run(QEMUTimerListGroup *tlg)
 {
+    /*
+     * A timer armed by another thread that this load misses is seen by the
+     * next iteration: its arming notified the loop, and
+     * aio_timers_deadline_ns() reads the lists themselves.
+     */
+    unsigned nonempty = __atomic_load_n(&tlg->nonempty, __ATOMIC_ACQUIRE);
     bool progress = false;
 
-    for (int type = 0; type < QEMU_CLOCK_MAX; type++) {
+    while (nonempty) {
+        int type = __builtin_ctz(nonempty);
+
+        nonempty &= nonempty - 1;
         progress |= list_run(&tlg->tl[type]);
     }
     return progress;
