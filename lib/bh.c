@@ -363,7 +363,7 @@ static inline bool bh_home_requested(QEMUBH *bh)
 }
 
 /* One entry of a slice's home part. */
-static int bh_pop_home(BHSlice *s)
+static inline __attribute__((always_inline)) int bh_pop_home(BHSlice *s)
 {
     QEMUBH *bh = s->home;
     bool run, idle = bh->home_idle;
