@@ -112,7 +112,7 @@ Coroutine *co_self(void);
 /* The body every coroutine stack starts in; never returns. */
 __attribute__((noreturn)) void co_trampoline(Coroutine *co);
 
-/* Print "libaioctx: <message>" to stderr and abort. */
+/* Log "<message>" at AIO_LOG_FATAL (log-internal.h) and abort. */
 __attribute__((noreturn, format(printf, 1, 2))) void co_die(const char *fmt,
                                                             ...);
 
