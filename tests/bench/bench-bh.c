@@ -15,7 +15,8 @@
  * itself), libevent (event_active); missing libraries are compiled out.
  *
  * Usage: bench-bh [substring of variant/peer...]   (RUNS=n in the environment)
- * e.g. "bench-bh chain/libaioctx raw".
+ * e.g. "bench-bh chain/libaioctx raw".  BENCH_SCALE=f multiplies every
+ * count (batch: whole rounds), for smoke runs and instruction counts.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -829,11 +830,15 @@ int main(int argc, char **argv)
     fflush(stdout);
     aio_context_unref(probe);
     for (int i = 0; i < NPEERS; i++) {
-        bench_series_init(&peers[i].series, "W1", peers[i].variant,
-                          peers[i].peer, "ns");
-        if (peers[i].n != CHAIN_N && peers[i].n != BATCH_N) {
-            bench_series_note(&peers[i].series, "N=%lld",
-                              (long long)peers[i].n);
+        W1Peer *p = &peers[i];
+        bool batch = !strcmp(p->variant, "batch1000");
+        bool own_n = p->n != CHAIN_N && p->n != BATCH_N;
+
+        p->n = bench_scaled(p->n, batch ? BATCH_SIZE : 1);
+        bench_series_init(&p->series, "W1", p->variant, p->peer, "ns");
+        bench_series_set_ops(&p->series, p->n);
+        if (own_n || bench_scale() != 1) {
+            bench_series_note(&p->series, "N=%lld", (long long)p->n);
         }
     }
     /* Interleave the peers run by run so that noise hits all of them. */

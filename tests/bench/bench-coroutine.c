@@ -24,6 +24,7 @@
  * floor only, so its ratio is also from one run).
  *
  * Usage: bench-coroutine [substring of variant/peer...]   (RUNS=n, default 3)
+ * BENCH_SCALE=f multiplies the counts (smoke runs).
  */
 #undef _FORTIFY_SOURCE /* its longjmp check rejects jumps between stacks */
 
@@ -43,6 +44,12 @@
 #define PINGPONG_N 10000000L
 #define CREATE_N 1000000L
 #define MMAP_N 100000L
+
+/* The counts of this process: the above, times BENCH_SCALE. */
+static long pingpong_n = PINGPONG_N;
+static long create_n = CREATE_N;
+static long mmap_n = MMAP_N;
+
 #define POOL_STACK (64 * 1024)
 #define MMAP_STACK (1024 * 1024)
 
@@ -157,16 +164,16 @@ static void coroutine_fn lib_ping_body(void *opaque)
 
 static void lib_pingpong(W7Run *r)
 {
-    LibPing p = { 0, PINGPONG_N };
+    LibPing p = { 0, pingpong_n };
     Coroutine *co = qemu_coroutine_create(lib_ping_body, &p);
     int64_t t0 = bench_now_ns();
 
-    for (long i = 0; i < PINGPONG_N; i++) {
+    for (long i = 0; i < pingpong_n; i++) {
         qemu_coroutine_enter(co);
     }
     r->elapsed_ns = bench_now_ns() - t0;
     r->count = p.count;
-    r->expected = PINGPONG_N;
+    r->expected = pingpong_n;
     qemu_coroutine_enter(co); /* let it return */
 }
 
@@ -184,12 +191,12 @@ static void lib_create(W7Run *r)
     qemu_coroutine_enter(qemu_coroutine_create(lib_count_body, &count));
     count = 0;
     t0 = bench_now_ns();
-    for (long i = 0; i < CREATE_N; i++) {
+    for (long i = 0; i < create_n; i++) {
         qemu_coroutine_enter(qemu_coroutine_create(lib_count_body, &count));
     }
     r->elapsed_ns = bench_now_ns() - t0;
     r->count = count;
-    r->expected = CREATE_N;
+    r->expected = create_n;
 }
 
 /* ------------------------------------------------------------------ */
@@ -253,12 +260,12 @@ static void floor_pingpong(W7Run *r)
 
     floor_co_sp = floor_frame(stack, POOL_STACK, floor_ping_body, &p);
     t0 = bench_now_ns();
-    for (long i = 0; i < PINGPONG_N; i++) {
+    for (long i = 0; i < pingpong_n; i++) {
         w7_switch(&floor_main_sp, floor_co_sp);
     }
     r->elapsed_ns = bench_now_ns() - t0;
     r->count = p.count;
-    r->expected = PINGPONG_N;
+    r->expected = pingpong_n;
     pool_stack_put(stack); /* suspended for good: just drop it */
 }
 
@@ -288,13 +295,12 @@ static void floor_create_with(W7Run *r, long n, void *(*get)(void),
 
 static void floor_create_pool(W7Run *r)
 {
-    floor_create_with(r, CREATE_N, pool_stack_get, pool_stack_put,
-                      POOL_STACK);
+    floor_create_with(r, create_n, pool_stack_get, pool_stack_put, POOL_STACK);
 }
 
 static void floor_create_mmap(W7Run *r)
 {
-    floor_create_with(r, MMAP_N, mmap_stack_get, mmap_stack_put, MMAP_STACK);
+    floor_create_with(r, mmap_n, mmap_stack_get, mmap_stack_put, MMAP_STACK);
 }
 #endif /* HAVE_FLOOR */
 
@@ -366,12 +372,12 @@ static void sj_pingpong(W7Run *r)
     co.counter = &count;
     sj_init(&co, stack, POOL_STACK);
     t0 = bench_now_ns();
-    for (long i = 0; i < PINGPONG_N; i++) {
+    for (long i = 0; i < pingpong_n; i++) {
         sj_enter(&co);
     }
     r->elapsed_ns = bench_now_ns() - t0;
     r->count = count;
-    r->expected = PINGPONG_N;
+    r->expected = pingpong_n;
     pool_stack_put(stack);
 }
 
@@ -405,12 +411,12 @@ static void sj_create_with(W7Run *r, long n, void *(*get)(void),
 
 static void sj_create_pool(W7Run *r)
 {
-    sj_create_with(r, CREATE_N, pool_stack_get, pool_stack_put, POOL_STACK);
+    sj_create_with(r, create_n, pool_stack_get, pool_stack_put, POOL_STACK);
 }
 
 static void sj_create_mmap(W7Run *r)
 {
-    sj_create_with(r, MMAP_N, mmap_stack_get, mmap_stack_put, MMAP_STACK);
+    sj_create_with(r, mmap_n, mmap_stack_get, mmap_stack_put, MMAP_STACK);
 }
 
 /* ------------------------------------------------------------------ */
@@ -450,12 +456,12 @@ static void uc_pingpong(W7Run *r)
 
     uc_make(stack, POOL_STACK, uc_ping_body, &count);
     t0 = bench_now_ns();
-    for (long i = 0; i < PINGPONG_N; i++) {
+    for (long i = 0; i < pingpong_n; i++) {
         swapcontext(&uc_main, &uc_co);
     }
     r->elapsed_ns = bench_now_ns() - t0;
     r->count = count;
-    r->expected = PINGPONG_N;
+    r->expected = pingpong_n;
     pool_stack_put(stack);
 }
 
@@ -486,12 +492,12 @@ static void uc_create_with(W7Run *r, long n, void *(*get)(void),
 
 static void uc_create_pool(W7Run *r)
 {
-    uc_create_with(r, CREATE_N, pool_stack_get, pool_stack_put, POOL_STACK);
+    uc_create_with(r, create_n, pool_stack_get, pool_stack_put, POOL_STACK);
 }
 
 static void uc_create_mmap(W7Run *r)
 {
-    uc_create_with(r, MMAP_N, mmap_stack_get, mmap_stack_put, MMAP_STACK);
+    uc_create_with(r, mmap_n, mmap_stack_get, mmap_stack_put, MMAP_STACK);
 }
 
 /* ------------------------------------------------------------------ */
@@ -503,38 +509,36 @@ typedef struct W7Case {
     const char *peer;
     const char *unit;
     W7Fn *fn;
-    long ops;      /* elapsed / ops = the figure */
+    long per_count; /* operations per counted step: the figure is
+                     * elapsed / (count * per_count) */
     bool lib;      /* runs in both binaries */
 } W7Case;
 
 static W7Case cases[] = {
-    { "pingpong", LIB_PEER, "ns/switch", lib_pingpong, 2 * PINGPONG_N, true },
+    { "pingpong", LIB_PEER, "ns/switch", lib_pingpong, 2, true },
 #if HAVE_FLOOR
-    { "pingpong", "asm-switch(floor)", "ns/switch", floor_pingpong,
-      2 * PINGPONG_N, true },
+    { "pingpong", "asm-switch(floor)", "ns/switch", floor_pingpong, 2, true },
 #endif
-    { "pingpong", "makecontext+sigsetjmp", "ns/switch", sj_pingpong,
-      2 * PINGPONG_N, false },
-    { "pingpong", "ucontext-swapcontext", "ns/switch", uc_pingpong,
-      2 * PINGPONG_N, false },
-    { "create-run-destroy(pool)", LIB_PEER, "ns/coroutine", lib_create,
-      CREATE_N, true },
+    { "pingpong", "makecontext+sigsetjmp", "ns/switch", sj_pingpong, 2, false },
+    { "pingpong", "ucontext-swapcontext", "ns/switch", uc_pingpong, 2, false },
+    { "create-run-destroy(pool)", LIB_PEER, "ns/coroutine", lib_create, 1,
+      true },
 #if HAVE_FLOOR
     { "create-run-destroy(pool)", "asm-switch(floor)", "ns/coroutine",
-      floor_create_pool, CREATE_N, true },
+      floor_create_pool, 1, true },
 #endif
     { "create-run-destroy(pool)", "makecontext+sigsetjmp", "ns/coroutine",
-      sj_create_pool, CREATE_N, false },
+      sj_create_pool, 1, false },
     { "create-run-destroy(pool)", "ucontext-swapcontext", "ns/coroutine",
-      uc_create_pool, CREATE_N, false },
+      uc_create_pool, 1, false },
 #if HAVE_FLOOR
     { "create-run-destroy(mmap1M)", "asm-switch(floor)", "ns/coroutine",
-      floor_create_mmap, MMAP_N, false },
+      floor_create_mmap, 1, false },
 #endif
     { "create-run-destroy(mmap1M)", "makecontext+sigsetjmp", "ns/coroutine",
-      sj_create_mmap, MMAP_N, false },
+      sj_create_mmap, 1, false },
     { "create-run-destroy(mmap1M)", "ucontext-swapcontext", "ns/coroutine",
-      uc_create_mmap, MMAP_N, false },
+      uc_create_mmap, 1, false },
 };
 
 #define NCASES ((int)(sizeof(cases) / sizeof(cases[0])))
@@ -568,6 +572,9 @@ int main(int argc, char **argv)
     char name[160];
 
     bench_pin_self(0);
+    pingpong_n = bench_scaled(PINGPONG_N, 1);
+    create_n = bench_scaled(CREATE_N, 1);
+    mmap_n = bench_scaled(MMAP_N, 1);
     for (int i = 0; i < NCASES; i++) {
         W7Case *c = &cases[i];
 
@@ -592,9 +599,9 @@ int main(int argc, char **argv)
                 continue;
             }
             cases[i].fn(&r);
-            bench_series_add(&series[i], per_op(&r, cases[i].ops),
-                             r.count == r.expected, "count %ld != %ld",
-                             r.count, r.expected);
+            bench_series_add(
+                &series[i], per_op(&r, r.expected * cases[i].per_count),
+                r.count == r.expected, "count %ld != %ld", r.count, r.expected);
         }
     }
     for (int i = 0; i < NCASES; i++) {

@@ -495,11 +495,12 @@ static W6Result run_fio(const char *ioengine, bool direct, int qd)
     double usr, sys, err;
     FILE *p;
 
+    /* In ms: fio reads "--runtime=0.5" as 0, and then reads all 1 GiB. */
     snprintf(cmd, sizeof(cmd),
              "fio --name=w6 --filename=%s --ioengine=%s --iodepth=%d "
-             "--rw=randread --bs=4k --size=1g --time_based --runtime=%g "
+             "--rw=randread --bs=4k --size=1g --time_based --runtime=%.0fms "
              "--invalidate=0 --direct=%d --output-format=json 2>/dev/null",
-             w6_path, ioengine, qd, w6_seconds, direct ? 1 : 0);
+             w6_path, ioengine, qd, w6_seconds * 1000, direct ? 1 : 0);
     p = popen(cmd, "r");
     if (!p) {
         free(out);

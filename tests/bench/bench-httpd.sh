@@ -84,9 +84,11 @@ check_server() {
         sleep 0.05
     done
     for f in 1k.bin 1m.bin; do
-        curl -s -o "$tmp/got" "http://127.0.0.1:$port/$f" &&
-            cmp -s "$tmp/got" "$tmp/www/$f" ||
-            { echo "wrong body for $f"; return 1; }
+        if ! curl -s -o "$tmp/got" "http://127.0.0.1:$port/$f" ||
+            ! cmp -s "$tmp/got" "$tmp/www/$f"; then
+            echo "wrong body for $f"
+            return 1
+        fi
     done
     echo ok
 }
@@ -223,7 +225,7 @@ while [ $r -lt "$runs" ]; do
 done
 for f in 1k 1m; do
     for l in $labels; do
-        report $f "$l"
+        report "$f" "$l"
     done
 done
 

@@ -15,6 +15,7 @@
  * event_active from the other thread (evthread_use_pthreads).
  *
  * Usage: bench-notify [substring of variant/peer...]   (RUNS=n)
+ * BENCH_SCALE=f multiplies the round-trip counts (smoke runs).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -710,9 +711,13 @@ int main(int argc, char **argv)
     fflush(stdout);
     aio_context_unref(probe);
     for (int i = 0; i < NPEERS; i++) {
+        bool own_n = peers[i].n != PINGPONG_N;
+
+        peers[i].n = bench_scaled(peers[i].n, 1);
         bench_series_init(&peers[i].series, "W2", peers[i].variant,
                           peers[i].peer, "ns");
-        if (peers[i].n != PINGPONG_N) {
+        bench_series_set_ops(&peers[i].series, peers[i].n);
+        if (own_n || bench_scale() != 1) {
             bench_series_note(&peers[i].series, "N=%lld",
                               (long long)peers[i].n);
         } else if (!strcmp(peers[i].variant, "polling")) {

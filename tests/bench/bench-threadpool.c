@@ -31,6 +31,7 @@
  *                  empty; the loop thread sleeps in epoll_wait on the eventfd.
  *
  * Usage: bench-threadpool [substring of variant/peer...]  (RUNS=n, default 5)
+ * BENCH_SCALE=f multiplies the number of jobs (smoke runs).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -53,6 +54,9 @@
 #include "bench-util.h"
 
 #define N_JOBS 1000000LL
+
+/* The jobs of one run in this process: N_JOBS times BENCH_SCALE. */
+static long long n_jobs = N_JOBS;
 #define WINDOW 64
 
 typedef enum { MODE_BURST, MODE_WINDOW } Mode;
@@ -445,11 +449,11 @@ static void run_one(W8Peer *p)
     bool ok;
 
     if (!forked) {
-        p->fn(p->mode, p->threads, N_JOBS, &r); /* warm-up */
+        p->fn(p->mode, p->threads, n_jobs, &r); /* warm-up */
         memset(&r, 0, sizeof(r));
     }
     executed = 0;
-    p->fn(p->mode, p->threads, N_JOBS, &r);
+    p->fn(p->mode, p->threads, n_jobs, &r);
     if (r.setup_failed) {
         bench_series_add(&p->series, 0, false, "%s", r.why);
         return;
@@ -457,8 +461,8 @@ static void run_one(W8Peer *p)
     if (!forked) {
         r.executed = __atomic_load_n(&executed, __ATOMIC_RELAXED);
     }
-    ok = r.completed == N_JOBS && r.executed == N_JOBS;
-    bench_series_add(&p->series, (double)N_JOBS * 1e3 / (double)r.elapsed_ns,
+    ok = r.completed == n_jobs && r.executed == n_jobs;
+    bench_series_add(&p->series, (double)n_jobs * 1e3 / (double)r.elapsed_ns,
                      ok, "completed=%lld executed=%lld", r.completed,
                      r.executed);
 }
@@ -498,13 +502,17 @@ int main(int argc, char **argv)
     int runs = bench_runs(5);
     AioContext *probe = aio_context_new(NULL);
 
+    n_jobs = bench_scaled(N_JOBS, WINDOW);
     printf("# W8 thread pool: %lld jobs, %d runs, libaioctx engine %s\n",
-           N_JOBS, runs, probe ? aio_context_get_engine_name(probe) : "(none)");
+           n_jobs, runs, probe ? aio_context_get_engine_name(probe) : "(none)");
     fflush(stdout);
     aio_context_unref(probe);
     for (int i = 0; i < NPEERS; i++) {
         bench_series_init(&peers[i].series, "W8", peers[i].variant,
                           peers[i].peer, "Mjobs/s");
+        if (n_jobs != N_JOBS) {
+            bench_series_note(&peers[i].series, "N=%lld", n_jobs);
+        }
     }
     /* Interleave the peers run by run so that noise hits all of them. */
     for (int run = 0; run < runs; run++) {

@@ -27,6 +27,8 @@
  *
  * Usage: bench-timers [filter...]   (filters match "a/1M/libev", "b/libuv"...)
  * RUNS from the environment: default 3 for N = 1M, 5 otherwise.
+ * BENCH_SCALE=f multiplies N and the re-arm counts (the variant names keep
+ * "1M" and "10k"; the check column then gives the N used).
  */
 #include <errno.h>
 #include <poll.h>
@@ -219,7 +221,7 @@ static void aio_never_cb(void *opaque)
 }
 
 /* (b) for libaioctx; read_clock: add the current time to every re-arm. */
-static void churn_libaioctx_common(RunResult *r, bool read_clock)
+static void churn_libaioctx_common(int64_t n, RunResult *r, bool read_clock)
 {
     AioContext *ctx = bench_ctx_new(r);
     AioChurnTimer *t = calloc(W3_CHURN_TIMERS, sizeof(*t));
@@ -240,7 +242,7 @@ static void churn_libaioctx_common(RunResult *r, bool read_clock)
     x = W3_SEED_CHURN;
     start = bench_now_ns();
     if (read_clock) {
-        for (int64_t op = 0; op < W3_CHURN_OPS; op++) {
+        for (int64_t op = 0; op < n; op++) {
             uint32_t idx;
             int64_t ms;
 
@@ -249,7 +251,7 @@ static void churn_libaioctx_common(RunResult *r, bool read_clock)
                                             ms * NS_PER_MS);
         }
     } else {
-        for (int64_t op = 0; op < W3_CHURN_OPS; op++) {
+        for (int64_t op = 0; op < n; op++) {
             uint32_t idx;
             int64_t ms;
 
@@ -258,7 +260,7 @@ static void churn_libaioctx_common(RunResult *r, bool read_clock)
         }
     }
     end = bench_now_ns();
-    r->churn_ns = (double)(end - start) / W3_CHURN_OPS;
+    r->churn_ns = (double)(end - start) / n;
 
     /* Check: every timer pending at the deadline of its last re-arm. */
     if (!read_clock) {
@@ -269,7 +271,7 @@ static void churn_libaioctx_common(RunResult *r, bool read_clock)
             want[i] = now + w3_churn_delay_ms(w3_xorshift64(&x)) * NS_PER_MS;
         }
         x = W3_SEED_CHURN;
-        for (int64_t op = 0; op < W3_CHURN_OPS; op++) {
+        for (int64_t op = 0; op < n; op++) {
             uint32_t idx;
             int64_t ms;
 
@@ -298,14 +300,12 @@ static void churn_libaioctx_common(RunResult *r, bool read_clock)
 
 static void churn_libaioctx(int64_t n, RunResult *r)
 {
-    (void)n;
-    churn_libaioctx_common(r, false);
+    churn_libaioctx_common(n, r, false);
 }
 
 static void churn_libaioctx_clock(int64_t n, RunResult *r)
 {
-    (void)n;
-    churn_libaioctx_common(r, true);
+    churn_libaioctx_common(n, r, true);
 }
 
 /* ---- libev ---- */
@@ -375,7 +375,6 @@ static void churn_libev(int64_t n, RunResult *r)
     uint64_t x = W3_SEED_CHURN_INIT;
     int64_t start, end;
 
-    (void)n;
     if (!loop || !w) {
         return;
     }
@@ -387,7 +386,7 @@ static void churn_libev(int64_t n, RunResult *r)
     }
     x = W3_SEED_CHURN;
     start = bench_now_ns();
-    for (int64_t op = 0; op < W3_CHURN_OPS; op++) {
+    for (int64_t op = 0; op < n; op++) {
         uint32_t idx;
         int64_t ms;
 
@@ -396,7 +395,7 @@ static void churn_libev(int64_t n, RunResult *r)
         ev_timer_again(loop, &w[idx]);
     }
     end = bench_now_ns();
-    r->churn_ns = (double)(end - start) / W3_CHURN_OPS;
+    r->churn_ns = (double)(end - start) / n;
     ev_run(loop, EVRUN_NOWAIT);
     for (int i = 0; i < W3_CHURN_TIMERS; i++) {
         if (!ev_is_active(&w[i])) {
@@ -468,7 +467,6 @@ static void churn_libuv(int64_t n, RunResult *r)
     uint64_t x = W3_SEED_CHURN_INIT;
     int64_t start, end;
 
-    (void)n;
     if (!loop || !h || uv_loop_init(loop) != 0) {
         snprintf(r->err, sizeof(r->err), "libuv: set-up failed");
         return;
@@ -481,7 +479,7 @@ static void churn_libuv(int64_t n, RunResult *r)
     }
     x = W3_SEED_CHURN;
     start = bench_now_ns();
-    for (int64_t op = 0; op < W3_CHURN_OPS; op++) {
+    for (int64_t op = 0; op < n; op++) {
         uint32_t idx;
         int64_t ms;
 
@@ -489,7 +487,7 @@ static void churn_libuv(int64_t n, RunResult *r)
         uv_timer_start(&h[idx], uv_never_cb, (uint64_t)ms, 0);
     }
     end = bench_now_ns();
-    r->churn_ns = (double)(end - start) / W3_CHURN_OPS;
+    r->churn_ns = (double)(end - start) / n;
     uv_run(loop, UV_RUN_NOWAIT);
     for (int i = 0; i < W3_CHURN_TIMERS; i++) {
         if (!uv_is_active((uv_handle_t *)&h[i])) {
@@ -589,7 +587,6 @@ static void churn_libevent(int64_t n, RunResult *r)
     uint64_t x = W3_SEED_CHURN_INIT;
     int64_t start, end;
 
-    (void)n;
     if (!base || !ev) {
         return;
     }
@@ -603,7 +600,7 @@ static void churn_libevent(int64_t n, RunResult *r)
     }
     x = W3_SEED_CHURN;
     start = bench_now_ns();
-    for (int64_t op = 0; op < W3_CHURN_OPS; op++) {
+    for (int64_t op = 0; op < n; op++) {
         uint32_t idx;
         int64_t ms;
         struct timeval tv;
@@ -614,7 +611,7 @@ static void churn_libevent(int64_t n, RunResult *r)
         event_add(&ev[idx], &tv);
     }
     end = bench_now_ns();
-    r->churn_ns = (double)(end - start) / W3_CHURN_OPS;
+    r->churn_ns = (double)(end - start) / n;
     event_base_loop(base, EVLOOP_NONBLOCK);
     for (int i = 0; i < W3_CHURN_TIMERS; i++) {
         if (!event_pending(&ev[i], EV_TIMEOUT, NULL)) {
@@ -707,7 +704,6 @@ static void churn_list(int64_t n, RunResult *r)
     uint64_t x = W3_SEED_CHURN_INIT;
     int64_t now = bench_now_ns(), start, end, count = 0;
 
-    (void)n;
     if (!t) {
         return;
     }
@@ -718,7 +714,7 @@ static void churn_list(int64_t n, RunResult *r)
     }
     x = W3_SEED_CHURN;
     start = bench_now_ns();
-    for (int64_t op = 0; op < W3_CHURN_OPS_LIST; op++) {
+    for (int64_t op = 0; op < n; op++) {
         uint32_t idx;
         int64_t ms;
 
@@ -726,7 +722,7 @@ static void churn_list(int64_t n, RunResult *r)
         list_mod(&l, &t[idx], now + ms * NS_PER_MS);
     }
     end = bench_now_ns();
-    r->churn_ns = (double)(end - start) / W3_CHURN_OPS_LIST;
+    r->churn_ns = (double)(end - start) / n;
     for (ListTimer *p = l.head; p; p = p->next) {
         if (p->next && p->next->expire < p->expire) {
             snprintf(r->err, sizeof(r->err), "list out of order");
@@ -817,7 +813,8 @@ typedef struct {
     int64_t early_max;
 } FireSeries;
 
-static void fire_series_init(FireSeries *fs, const Peer *p, const char *nname)
+static void fire_series_init(FireSeries *fs, const Peer *p, const char *nname,
+                             int64_t n)
 {
     static const char *const names[A_NFIG] = { "a-arm", "a-cpu", "a-wall",
                                                "a-latemax", "a-rss" };
@@ -831,6 +828,7 @@ static void fire_series_init(FireSeries *fs, const Peer *p, const char *nname)
         snprintf(variant, sizeof(variant), "%s(N=%s)", names[f], nname);
         bench_series_init(&fs->s[f], "W3", strdup(variant), p->peer,
                           units[f]);
+        bench_series_set_ops(&fs->s[f], n);
     }
 }
 
@@ -887,16 +885,18 @@ static void run_fire(int argc, char **argv, int64_t n, const char *nname,
                      int runs)
 {
     static FireSeries fs[NPEERS];
+    char scaled_note[32];
     bool on[NPEERS] = { false };
     int ref = peer_index("libev"), ours = peer_index("libaioctx");
 
+    snprintf(scaled_note, sizeof(scaled_note), "N=%lld ", (long long)n);
     for (size_t i = 0; i < NPEERS; i++) {
         char sel[64];
 
         snprintf(sel, sizeof(sel), "a/%s/%s", nname, peers[i].peer);
-        on[i] = peers[i].fire && !(peers[i].only_10k && n > 10000) &&
+        on[i] = peers[i].fire && !(peers[i].only_10k && strcmp(nname, "10k")) &&
                 bench_selected(argc, argv, sel);
-        fire_series_init(&fs[i], &peers[i], nname);
+        fire_series_init(&fs[i], &peers[i], nname, n);
     }
     for (int run = 0; run < runs; run++) {
         for (size_t i = 0; i < NPEERS; i++) {
@@ -907,7 +907,8 @@ static void run_fire(int argc, char **argv, int64_t n, const char *nname,
     }
     for (size_t i = 0; i < NPEERS; i++) {
         for (int f = 0; on[i] && f < A_NFIG; f++) {
-            bench_series_note(&fs[i].s[f], "early=%lld/%d runs, max %.3f ms",
+            bench_series_note(&fs[i].s[f], "%searly=%lld/%d runs, max %.3f ms",
+                              bench_scale() != 1 ? scaled_note : "",
                               (long long)fs[i].early_total, runs,
                               fs[i].early_max / 1e6);
             bench_series_report(&fs[i].s[f]);
@@ -924,6 +925,8 @@ static void run_fire(int argc, char **argv, int64_t n, const char *nname,
 
 static void run_churn(int argc, char **argv, int runs)
 {
+    int64_t ops = bench_scaled(W3_CHURN_OPS, 1);
+    int64_t ops_list = bench_scaled(W3_CHURN_OPS_LIST, 1);
     static BenchSeries s[NPEERS];
     bool on[NPEERS] = { false };
     int ref = peer_index("libev"), ours = peer_index("libaioctx");
@@ -935,6 +938,7 @@ static void run_churn(int argc, char **argv, int runs)
         on[i] = peers[i].churn && bench_selected(argc, argv, sel);
         bench_series_init(&s[i], "W3", "b-churn(10k)", peers[i].peer,
                           "ns/re-arm");
+        bench_series_set_ops(&s[i], peers[i].only_10k ? ops_list : ops);
     }
     for (int run = 0; run < runs; run++) {
         for (size_t i = 0; i < NPEERS; i++) {
@@ -944,7 +948,7 @@ static void run_churn(int argc, char **argv, int runs)
             if (!on[i]) {
                 continue;
             }
-            ok = run_in_child(peers[i].churn, 0, &r);
+            ok = run_in_child(peers[i].churn, s[i].ops, &r);
             bench_series_add(&s[i], r.churn_ns, ok, "%s", r.err);
         }
     }
@@ -952,8 +956,8 @@ static void run_churn(int argc, char **argv, int runs)
         if (!on[i]) {
             continue;
         }
-        if (peers[i].only_10k) {
-            bench_series_note(&s[i], "%lld re-arms", W3_CHURN_OPS_LIST);
+        if (peers[i].only_10k || bench_scale() != 1) {
+            bench_series_note(&s[i], "%lld re-arms", (long long)s[i].ops);
         }
         bench_series_report(&s[i]);
     }
@@ -970,8 +974,8 @@ int main(int argc, char **argv)
         printf("# libaioctx engine: %s\n", aio_context_get_engine_name(probe));
         aio_context_unref(probe);
     }
-    run_fire(argc, argv, 1000000, "1M", bench_runs(3));
-    run_fire(argc, argv, 10000, "10k", bench_runs(5));
+    run_fire(argc, argv, bench_scaled(1000000, 1), "1M", bench_runs(3));
+    run_fire(argc, argv, bench_scaled(10000, 1), "10k", bench_runs(5));
     run_churn(argc, argv, bench_runs(5));
     return 0;
 }

@@ -7,6 +7,13 @@
  *
  * A benchmark collects one sample per run in a BenchSeries and prints the
  * RESULT line with bench_series_report() once every run is done.
+ *
+ * BENCH_SCALE (a factor, default 1) multiplies the operation counts of the
+ * programs that support it, for smoke runs (tests/bench/run --quick) and
+ * for counting instructions under valgrind: the default counts are always
+ * the workload's.  Such a program sets the operations of one run of each
+ * series with bench_series_set_ops(), and bench_series_report() then also
+ * prints "# ops|workload|variant|peer|n" for tests/bench/run.
  */
 #ifndef AIOCTX_BENCH_UTIL_H
 #define AIOCTX_BENCH_UTIL_H
@@ -43,6 +50,39 @@ static inline int bench_runs(int dflt)
     return n > BENCH_MAX_RUNS ? BENCH_MAX_RUNS : n;
 }
 
+/*
+ * BENCH_SCALE from the environment: 1 unless it is a number > 0.  The
+ * first call of a process that gets another factor says so on stderr.
+ */
+static inline double bench_scale(void)
+{
+    static bool said;
+    const char *s = getenv("BENCH_SCALE");
+    double f = s && *s ? atof(s) : 1;
+
+    if (f <= 0) {
+        f = 1;
+    }
+    if (f != 1 && !said) {
+        fprintf(stderr, "# BENCH_SCALE=%g: reduced operation counts\n", f);
+        said = true;
+    }
+    return f;
+}
+
+/* n scaled by BENCH_SCALE, rounded down to a multiple of unit (>= unit). */
+static inline int64_t bench_scaled(int64_t n, int64_t unit)
+{
+    double f = bench_scale();
+    int64_t m;
+
+    if (f == 1) {
+        return n;
+    }
+    m = (int64_t)((double)n * f) / unit * unit;
+    return m < unit ? unit : m;
+}
+
 /* Pin the calling thread to one CPU; false (and a note) if refused. */
 static inline bool bench_pin_self(int cpu)
 {
@@ -62,7 +102,9 @@ static inline bool bench_pin_self(int cpu)
 /*
  * Peer selection: with no arguments every peer runs; otherwise a peer runs
  * when one argument is a substring of its name (the benchmarks pass
- * "variant/peer", so "libaioctx", "raw" or "chain/libev" all work).
+ * "variant/peer", so "libaioctx", "raw" or "chain/libev" all work).  An
+ * argument that starts with '=' selects the one name equal to the rest
+ * ("=chain/libaioctx-bh").
  */
 static inline bool bench_selected(int argc, char **argv, const char *peer)
 {
@@ -70,7 +112,8 @@ static inline bool bench_selected(int argc, char **argv, const char *peer)
         return true;
     }
     for (int i = 1; i < argc; i++) {
-        if (strstr(peer, argv[i])) {
+        if (argv[i][0] == '=' ? !strcmp(peer, argv[i] + 1)
+                              : strstr(peer, argv[i]) != NULL) {
             return true;
         }
     }
@@ -87,6 +130,7 @@ typedef struct BenchSeries {
     int nsamples;
     char check[96]; /* "ok", "ok(note)", or the first failure */
     bool failed;
+    int64_t ops; /* operations per run, when the program tells */
 } BenchSeries;
 
 static inline void bench_series_init(BenchSeries *s, const char *workload,
@@ -114,6 +158,12 @@ static inline void bench_series_note(BenchSeries *s, const char *fmt, ...)
     vsnprintf(note, sizeof(note), fmt, ap);
     va_end(ap);
     snprintf(s->check, sizeof(s->check), "ok(%s)", note);
+}
+
+/* The operations one run performs (the "# ops" line of the report). */
+static inline void bench_series_set_ops(BenchSeries *s, int64_t ops)
+{
+    s->ops = ops;
 }
 
 /* Record one run's figure; a failed check marks the whole series invalid. */
@@ -172,6 +222,10 @@ static inline void bench_series_report(const BenchSeries *s)
     printf("RESULT|%s|%s|%s|%s|%.3f|%.3f|%.3f|%d|%s\n", s->workload,
            s->variant, s->peer, s->unit, bench_series_median(s), lo, hi,
            s->nsamples, s->check);
+    if (s->ops) {
+        printf("# ops|%s|%s|%s|%lld\n", s->workload, s->variant, s->peer,
+               (long long)s->ops);
+    }
     fflush(stdout);
 }
 
