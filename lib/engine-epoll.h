@@ -34,8 +34,7 @@ int epoll_engine_init(AioContext *ctx, Error **errp);
 void epoll_engine_destroy(AioContext *ctx);
 void epoll_engine_update(AioContext *ctx, AioHandler *old_node,
                          AioHandler *new_node);
-int epoll_engine_wait(AioContext *ctx, AioReadyList *ready,
-                      int64_t timeout_ns);
+int epoll_engine_wait(AioContext *ctx, AioReadyList *ready, int64_t timeout_ns);
 bool epoll_engine_need_wait(AioContext *ctx);
 int epoll_engine_pollfd(AioContext *ctx);
 
