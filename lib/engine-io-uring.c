@@ -9,22 +9,23 @@
  * the first request (engine-io-uring-file.c).  From then on that ring's
  * descriptor is also in the epoll set (data.ptr NULL, so the epoll code
  * skips it as it skips its own always-readable eventfd): it polls readable
- * while completions wait in the ring's CQ, so a single epoll_pwait2() sleeps
- * on fds, file completions and the timeout at once, and the epoll
- * descriptor is the single descriptor aio_context_get_pollfd() promises.
- * Completions that the kernel hands over as task work (the ring is
- * COOP_TASKRUN) wake the sleeping thread too: epoll_pwait2() returns and
- * the work runs on the way out.  Every wait hands prepared file requests
- * to the kernel before it sleeps and collects completions after.
+ * while completions wait in the ring's CQ, so one epoll wait sleeps on
+ * fds, file completions and the timeout at once, and the epoll descriptor
+ * is the single descriptor aio_context_get_pollfd() promises.  When the
+ * kernel finishes a request with task work (the ring is COOP_TASKRUN), the
+ * thread that submitted it is woken to run that work, which posts the
+ * completion and so wakes whichever thread sleeps on the epoll set.  Every
+ * wait hands prepared file requests to the kernel before it sleeps and
+ * collects completions after.
  *
  * Why not io_uring polls for fds: one-shot IORING_OP_POLL_ADD per fd (the
- * design this replaces) adds and removes a kernel wait-queue entry per
- * callback and needs a slot table, generations and, on a single-issuer
- * ring, a take-over when the polling thread changes; W4 ran 1.03-1.10x the
- * epoll engine with runs up to 2x (tests/bench/README.md).  A ring that
- * only watches the epoll descriptor costs a second system call per sleep
- * (io_uring_enter, then epoll_wait to harvest), which epoll_pwait2() does
- * in one.  Nothing here is tied to a thread: any thread may poll the
+ * design this replaces) adds a kernel wait-queue entry and a task-work run
+ * per callback and needs a slot table, generations and, on a single-issuer
+ * ring, a take-over when the polling thread changes; it ran W4 up to 1.08x
+ * the epoll engine (tests/bench/README.md).  A ring that only watches the
+ * epoll descriptor costs a second system call per sleep (io_uring_enter,
+ * then epoll_wait to harvest), and its poll request belongs to the thread
+ * that armed it.  Nothing here is tied to a thread: any thread may poll the
  * context, and no ring needs enabling (io_uring_register may be refused).
  *
  * If the ring's descriptor cannot join the epoll set (ENOMEM), waits do
