@@ -63,20 +63,15 @@ static int uring_probe(void)
 }
 
 /*
- * The file ring is made by the first request, so init checks now that the
- * kernel gives rings at all: asking for "io_uring" where it is refused
- * fails at creation, naming the cause.
+ * The file ring is made by the first request.  That the kernel gives rings
+ * at all was checked by uring_probe(), which context creation runs just
+ * before init: asking for "io_uring" where it is refused fails there.
  */
 static int uring_init(AioContext *ctx, Error **errp)
 {
     UringEngine *ue = aio_engine_priv(ctx);
-    int ret = uring_probe();
+    int ret = epoll_engine_init(ctx, errp);
 
-    if (ret < 0) {
-        error_setg_errno(errp, -ret, "io_uring");
-        return ret;
-    }
-    ret = epoll_engine_init(ctx, errp);
     if (ret < 0) {
         return ret;
     }
