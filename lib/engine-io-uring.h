@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Private to the "io_uring" engine: engine-io-uring.c (fds, the ring's
- * owner, waiting) and engine-io-uring-file.c (file I/O on a second ring).
+ * Private to the "io_uring" engine: engine-io-uring.c (fds through epoll,
+ * waiting) and engine-io-uring-file.c (file I/O on the engine's ring).
  */
 #ifndef AIOCTX_ENGINE_IO_URING_H
 #define AIOCTX_ENGINE_IO_URING_H
@@ -11,13 +11,13 @@
 #include "aio-internal.h"
 #include "file-io-internal.h"
 
-/* The fd field of internal requests; liburing's timeouts (all ones) too. */
+/*
+ * The low half of internal requests' user_data (no-ops the engine posts to
+ * keep the ring readable); liburing's timeouts (all ones) too.
+ */
 #define URING_TAG_INTERNAL 0xffffffffu
 #define URING_DATA_INTERNAL UINT64_MAX
-/*
- * The fd field of file requests (in the file ring), and the whole
- * user_data of the main ring's poll on the file ring's descriptor.
- */
+/* The low half of file requests' user_data. */
 #define URING_TAG_FILE 0xfffffffeu
 /* File requests in the kernel at once, per context (half its CQ). */
 #define URING_FILE_SLOTS 256
@@ -32,7 +32,6 @@ enum {
 typedef struct UringFile {
     struct io_uring ring; /* made by the first request */
     bool ring_ok;
-    bool polled; /* the main ring polls ring's fd */
     AioFileReq *slot[URING_FILE_SLOTS];
     uint16_t gen[URING_FILE_SLOTS];
     uint16_t free_slots[URING_FILE_SLOTS];

@@ -1264,6 +1264,43 @@ START_TEST(test_pollfd_with_requests_in_flight)
 }
 END_TEST
 
+/*
+ * A read the page cache serves may complete while aio_prepare() hands it
+ * to the kernel: unless aio_prepare() says not to sleep, the descriptor
+ * must then poll readable at once, and the callback runs in aio_dispatch().
+ */
+START_TEST(test_pollfd_completed_in_prepare)
+{
+    AioContext *ctx = test_ctx_new();
+    int pending = 0, fd = aio_context_get_pollfd(ctx);
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    Op op = { .pending = &pending, .len = BLK, .off = 3 * BLK };
+    TFile f;
+    int ret;
+
+    tfile_open(&f, FSIZE, false, 23);
+    op.buf = alloc_aligned(op.len);
+    op.iov[0] = (struct iovec){ op.buf, op.len };
+    pending++;
+    ck_assert_ptr_nonnull(
+        aio_file_preadv(ctx, f.fd, op.off, op.iov, 1, op_cb, &op));
+    if (!aio_prepare(ctx)) {
+        do {
+            ret = poll(&pfd, 1, 5000);
+        } while (ret < 0 && errno == EINTR);
+        ck_assert_int_eq(ret, 1);
+    }
+    aio_dispatch(ctx);
+    poll_until_zero(ctx, &pending);
+    ck_assert_int_eq(op.calls, 1);
+    ck_assert_int_eq(op.ret, BLK);
+    ck_assert_mem_eq(op.buf, f.shadow + op.off, op.len);
+    free(op.buf);
+    aio_context_unref(ctx);
+    tfile_close(&f);
+}
+END_TEST
+
 /* ---- the coroutine forms ---- */
 
 typedef struct CoCase {
@@ -1959,6 +1996,7 @@ int main(void)
     tcase_add_test(tc, test_many_contexts);
     tcase_add_test(tc, test_polling_thread_changes);
     tcase_add_test(tc, test_pollfd_with_requests_in_flight);
+    tcase_add_test(tc, test_pollfd_completed_in_prepare);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("coroutine");

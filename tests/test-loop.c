@@ -487,9 +487,9 @@ END_TEST
 
 /*
  * Dispatch until aio_prepare() finds nothing to do and the descriptor is
- * quiet (bounded).  Handler changes may leave one spurious readiness behind
- * (io_uring posts the completions of cancelled polls), which a foreign loop
- * simply dispatches.  Leaves the context prepared.
+ * quiet (bounded).  An engine may leave one spurious readiness behind
+ * after handler changes, which a foreign loop simply dispatches.  Leaves
+ * the context prepared.
  */
 static void settle(AioContext *ctx)
 {

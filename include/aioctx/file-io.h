@@ -6,8 +6,8 @@
  * from a context's aio_poll().  Every engine can do them; how depends on
  * the engine the context was created with:
  *
- *   io_uring    on a second ring of the engine's (made by the first
- *               request), which the ring that waits on fds watches:
+ *   io_uring    on a ring of the engine's (made by the first request),
+ *               whose descriptor is in the epoll set that waits on fds:
  *               requests are handed to the kernel in batches, once per
  *               loop iteration (or every aio_max_batch requests when
  *               aio_context_set_aio_params() set one), and their

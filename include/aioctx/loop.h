@@ -76,12 +76,9 @@ AIOCTX_API void aio_context_stop(AioContext *ctx);
  * context (do not read from it or close it) and stays the same for the
  * context's life.
  *
- * Per engine: epoll returns its epoll descriptor and io_uring its ring
- * descriptor; on kernels where the io_uring engine defers completion work
- * to its next wait (6.1+), the first call makes it move to a ring that
- * does not (a sleeping poll() on the descriptor must be woken), at the
- * home thread's next aio_prepare() or wait.  The poll engine has no such
- * descriptor: the first
+ * Per engine: epoll, linux-aio and io_uring return their epoll descriptor
+ * (io_uring's holds its file I/O ring's descriptor too, so completions
+ * make it readable).  The poll engine has no such descriptor: the first
  * call creates an epoll set that mirrors its handlers; from then on every
  * handler change costs one epoll_ctl() more (waiting inside aio_poll()
  * still uses ppoll()), and one more descriptor stays open.  Descriptors
