@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "aio-internal.h"
+#include "log-internal.h"
 #include "engine-epoll.h"
 #include "file-io-internal.h"
 
@@ -121,7 +122,7 @@ static void epoll_watch(EpollEngine *ee, AioHandler *new_node, bool had_old)
         return;
     }
     if (ret < 0) {
-        fprintf(stderr, "libaioctx: epoll cannot watch fd %d: %s\n",
+        aio_log(AIO_LOG_ERROR, "epoll cannot watch fd %d: %s",
                 aio_handler_fd(new_node), strerror(-ret));
     }
 }

@@ -2,13 +2,10 @@
 /*
  * File I/O for the "io_uring" engine, on a ring of its own.
  *
- * Why a second ring: the engine's main ring is single-issuer with deferred
- * task work (see engine-io-uring.c), so only its owner thread can collect
- * what completes there, and a context's polling thread may change.  File
- * requests must complete whoever polls next, so they go to this ring,
- * which any thread may enter (COOP_TASKRUN where the kernel has it).  The
- * main ring polls this ring's descriptor while requests are in flight, so
- * a sleeping loop wakes for their completions.
+ * The ring is made by the first request and can be entered by any thread
+ * (COOP_TASKRUN where the kernel has it), so requests complete whoever
+ * polls the context next.  Its descriptor sits in the engine's epoll set
+ * (engine-io-uring.c), so a sleeping loop wakes for its completions.
  *
  * A request's user_data is (tag << 32 | URING_TAG_FILE), tag being its
  * slot's generation << 16 | the slot's index: a completion finds its
