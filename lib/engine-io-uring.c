@@ -122,7 +122,8 @@ static bool uring_file_dispatch(AioContext *ctx)
 {
     UringEngine *ue = aio_engine_priv(ctx);
 
-    return uring_file_report(&ue->file);
+    /* Every loop iteration comes here: the common case is one load. */
+    return ue->file.ndone && uring_file_report(&ue->file);
 }
 
 /*
@@ -235,7 +236,11 @@ static bool uring_need_wait(AioContext *ctx)
 {
     UringEngine *ue = aio_engine_priv(ctx);
 
-    return aio_poll_disabled(ctx) || uring_file_need_wait(&ue->file);
+    if (aio_poll_disabled(ctx)) {
+        return true;
+    }
+    /* No ring yet: no file request was ever made. */
+    return ue->file.ring_ok && uring_file_need_wait(&ue->file);
 }
 
 /*

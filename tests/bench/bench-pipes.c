@@ -527,6 +527,8 @@ static double w4_iteration(W4 *w, const W4Ops *ops)
 /* One run: set up, warm up, 25 timed iterations, their median. */
 static void w4_run(W4 *w, const W4Ops *ops, BenchSeries *s)
 {
+    /* BENCH_SCALE shortens the run (instruction counts); default 25. */
+    int n_iters = (int)bench_scaled(W4_ITERS, 1);
     BenchSeries iters;
     char why[80] = "";
     double us;
@@ -537,7 +539,9 @@ static void w4_run(W4 *w, const W4Ops *ops, BenchSeries *s)
         return;
     }
     bench_series_init(&iters, "W4", "", ops->name, "us");
-    for (int k = 0; k < W4_WARMUP + W4_ITERS; k++) {
+    /* Every iteration counts as an operation for tests/bench/run's Ir/op. */
+    bench_series_set_ops(s, s->ops + W4_WARMUP + n_iters);
+    for (int k = 0; k < W4_WARMUP + n_iters; k++) {
         us = w4_iteration(w, ops);
         if (us < 0) {
             snprintf(why, sizeof(why), "count=%d/%d failed=%d", w->count,
