@@ -77,19 +77,22 @@ struct AioContext {
      * Bottom halves: a lock-free LIFO that any thread pushes onto.  The
      * notify_me protocol sits in the same cache line: qemu_bh_schedule()
      * from another thread writes both, and the home thread reads both.
+     * home_thread is read by those threads too; nothing the home thread
+     * writes on every iteration shares the line.
      */
-    QEMUBH *bh_list;
+    alignas(64) QEMUBH *bh_list;
     unsigned notify_me; /* atomic: 2 per aio_poll about to sleep, 1 prepare */
     bool notified;      /* atomic */
     /*
-     * BHs scheduled by the home thread (bh.c): the thread that polled
-     * last, by aio_thread_id().  home_busy brackets its appends from
-     * outside aio_poll() (atomic, both).
+     * The home thread (bh.c): the thread that polled last, by
+     * aio_thread_id().  home_busy brackets its appends from outside
+     * aio_poll() (atomic, both).
      */
-    QEMUBH *home_head;
-    QEMUBH **home_tailp;
     uint64_t home_thread;
     bool home_busy;
+    /* BHs scheduled by the home thread; its own line. */
+    alignas(64) QEMUBH *home_head;
+    QEMUBH **home_tailp;
     /* Slices being run by (nested) aio_bh_poll calls; home thread only. */
     BHSlice *slice_head;
     BHSlice **slice_tailp;
