@@ -179,6 +179,8 @@ static inline uint64_t aio_thread_id(void)
 
 /* Make the calling thread ctx's home thread (bh.c). */
 void aio_bh_take_home(AioContext *ctx);
+/* Once per process, before the first context: set up the home fences. */
+void aio_bh_global_init(void);
 
 static inline AioContext *aio_bh_enter_poll(AioContext *ctx)
 {

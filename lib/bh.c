@@ -26,10 +26,15 @@
  * started before its own slice, and BHs scheduled while a slice runs wait
  * for the next aio_bh_poll().
  */
+#include <linux/membarrier.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "aio-internal.h"
+#include "log-internal.h"
 
 /* bh->flags: shared with other threads, changed with atomics. */
 enum {
@@ -85,9 +90,46 @@ uint64_t aio_thread_id_slow(void)
  * it may have begun before it could see the change: the two sides are a
  * Dekker pair (home_thread here, home_busy in bh_schedule_home_outside).
  */
+/*
+ * The fence of that Dekker pair can be asymmetric: with membarrier(2) the
+ * taking thread makes every other thread of the process execute a full
+ * barrier, so the home thread's side needs none (the common side: every
+ * schedule from outside aio_poll()).  Decided once, before the first
+ * context exists; without membarrier (old kernel, seccomp) both sides
+ * fence.  ThreadSanitizer cannot see membarrier's ordering: its builds
+ * always fence.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define BH_TRY_MEMBARRIER 0
+#else
+#define BH_TRY_MEMBARRIER 1
+#endif
+
+static bool bh_asym_fence;
+
+static void bh_membarrier_register(void)
+{
+    if (BH_TRY_MEMBARRIER &&
+        syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0,
+                0) == 0) {
+        bh_asym_fence = true;
+    }
+}
+
+void aio_bh_global_init(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, bh_membarrier_register);
+}
+
 void aio_bh_take_home(AioContext *ctx)
 {
     __atomic_store_n(&ctx->home_thread, aio_thread_id(), __ATOMIC_SEQ_CST);
+    if (bh_asym_fence &&
+        syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) < 0) {
+        aio_fatal("membarrier failed after registration");
+    }
     /* Seeing home_busy clear also acquires what that thread appended. */
     while (__atomic_load_n(&ctx->home_busy, __ATOMIC_SEQ_CST)) {
         sched_yield();
@@ -245,7 +287,13 @@ static bool bh_home_begin(AioContext *ctx, bool *bracketed)
     if (!me || aio_load(&ctx->home_thread) != me) {
         return false;
     }
-    __atomic_store_n(&ctx->home_busy, true, __ATOMIC_SEQ_CST);
+    if (bh_asym_fence) {
+        /* aio_bh_take_home()'s membarrier is the fence for this store. */
+        aio_store(&ctx->home_busy, true);
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    } else {
+        __atomic_store_n(&ctx->home_busy, true, __ATOMIC_SEQ_CST);
+    }
     if (__atomic_load_n(&ctx->home_thread, __ATOMIC_SEQ_CST) != me) {
         /* Taken over meanwhile: the new home thread may be reading. */
         __atomic_store_n(&ctx->home_busy, false, __ATOMIC_RELEASE);

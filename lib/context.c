@@ -81,6 +81,7 @@ static const AioEngineOps *engine_choose(const char *name, Error **errp)
 
 static AioContext *ctx_alloc(const AioEngineOps *ops)
 {
+    aio_bh_global_init();
     /* Cache-line aligned: the BH fields are laid out by line. */
     size_t size = (sizeof(AioContext) + 63) & ~(size_t)63;
     AioContext *ctx = aligned_alloc(_Alignof(AioContext), size);
