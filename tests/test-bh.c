@@ -488,76 +488,89 @@ static int poll_until_idle(AioContext *ctx)
     return n;
 }
 
+/* A target BH and a loop BH that schedules it and calls op remotely. */
+typedef struct {
+    AioContext *ctx;
+    Counter c;
+    QEMUBH *target;
+    MixScheduler ms;
+    QEMUBH *sched;
+} MixCase;
+
+static void mix_case_init(MixCase *m, MixOp op)
+{
+    m->ctx = test_ctx_new();
+    m->c = (Counter){ 0 };
+    m->target = aio_bh_new(m->ctx, count_cb, &m->c);
+    m->ms = (MixScheduler){ .target = m->target, .remote_op = op };
+    m->sched = aio_bh_new(m->ctx, mix_scheduler_cb, &m->ms);
+}
+
+/* Run sched once more (remote_first chooses the order) until idle. */
+static void mix_case_run(MixCase *m, bool remote_first)
+{
+    int before = m->c.n;
+
+    m->ms.remote_first = remote_first;
+    qemu_bh_schedule(m->sched);
+    ck_assert(aio_poll(m->ctx, false)); /* runs sched only */
+    ck_assert_int_eq(m->c.n, before);
+    poll_until_idle(m->ctx);
+}
+
+static void mix_case_finish(MixCase *m, bool target_alive)
+{
+    qemu_bh_delete(m->sched);
+    if (target_alive) {
+        qemu_bh_delete(m->target);
+    }
+    poll_until_idle(m->ctx);
+    aio_context_unref(m->ctx);
+}
+
 START_TEST(test_bh_home_and_remote_request_run_once)
 {
-    AioContext *ctx = test_ctx_new();
-    Counter c = { 0 };
-    QEMUBH *target = aio_bh_new(ctx, count_cb, &c);
+    MixCase m;
 
+    mix_case_init(&m, MIX_SCHEDULE);
     for (int remote_first = 0; remote_first <= 1; remote_first++) {
-        MixScheduler ms = { .target = target,
-                            .remote_op = MIX_SCHEDULE,
-                            .remote_first = remote_first };
-        QEMUBH *sched = aio_bh_new(ctx, mix_scheduler_cb, &ms);
-
-        c.n = 0;
-        qemu_bh_schedule(sched);
-        ck_assert(aio_poll(ctx, false)); /* runs sched only */
-        ck_assert_int_eq(c.n, 0);
-        poll_until_idle(ctx);
-        ck_assert_int_eq(c.n, 1); /* two requests before it ran: one run */
-        qemu_bh_delete(sched);
+        m.c.n = 0;
+        mix_case_run(&m, remote_first);
+        ck_assert_int_eq(m.c.n, 1); /* two requests before it ran: one run */
     }
-    qemu_bh_delete(target);
-    poll_until_idle(ctx);
-    aio_context_unref(ctx);
+    mix_case_finish(&m, true);
 }
 END_TEST
 
 START_TEST(test_bh_remote_cancel_undoes_home_request)
 {
-    AioContext *ctx = test_ctx_new();
-    Counter c = { 0 };
-    QEMUBH *target = aio_bh_new(ctx, count_cb, &c);
-    MixScheduler ms = { .target = target, .remote_op = MIX_CANCEL };
-    QEMUBH *sched = aio_bh_new(ctx, mix_scheduler_cb, &ms);
+    MixCase m;
 
-    qemu_bh_schedule(sched);
-    poll_until_idle(ctx);
-    ck_assert_int_eq(c.n, 0);
+    mix_case_init(&m, MIX_CANCEL);
+    mix_case_run(&m, false);
+    ck_assert_int_eq(m.c.n, 0);
     /* Cancelled, not broken: a later request runs it once. */
-    qemu_bh_schedule(target);
-    ck_assert(aio_poll(ctx, false));
-    ck_assert_int_eq(c.n, 1);
-    ck_assert(!aio_poll(ctx, false));
+    qemu_bh_schedule(m.target);
+    ck_assert(aio_poll(m.ctx, false));
+    ck_assert_int_eq(m.c.n, 1);
+    ck_assert(!aio_poll(m.ctx, false));
 
     /* Cancel first, then the loop schedules: the request stands. */
-    ms.remote_first = true;
-    qemu_bh_schedule(sched);
-    poll_until_idle(ctx);
-    ck_assert_int_eq(c.n, 2);
-    qemu_bh_delete(sched);
-    qemu_bh_delete(target);
-    poll_until_idle(ctx);
-    aio_context_unref(ctx);
+    mix_case_run(&m, true);
+    ck_assert_int_eq(m.c.n, 2);
+    mix_case_finish(&m, true);
 }
 END_TEST
 
 START_TEST(test_bh_remote_delete_of_home_request)
 {
-    AioContext *ctx = test_ctx_new();
-    Counter c = { 0 };
-    QEMUBH *target = aio_bh_new(ctx, count_cb, &c);
-    MixScheduler ms = { .target = target, .remote_op = MIX_DELETE };
-    QEMUBH *sched = aio_bh_new(ctx, mix_scheduler_cb, &ms);
+    MixCase m;
 
     /* Linked on both lists when deleted: freed once (ASan), never run. */
-    qemu_bh_schedule(sched);
-    poll_until_idle(ctx);
-    ck_assert_int_eq(c.n, 0);
-    qemu_bh_delete(sched);
-    poll_until_idle(ctx);
-    aio_context_unref(ctx);
+    mix_case_init(&m, MIX_DELETE);
+    mix_case_run(&m, false);
+    ck_assert_int_eq(m.c.n, 0);
+    mix_case_finish(&m, false);
 }
 END_TEST
 
