@@ -14,9 +14,13 @@
  *  - probe may run in any thread at any time and must have no side effects;
  *  - init/destroy run once per context, with no other user;
  *  - update runs with ctx->list_lock LOCKED, in any thread;
- *  - wait/need_wait/pollfd run in the home thread with the list lock's
- *    visitor count held (handlers may be marked deleted meanwhile but are
- *    not freed).
+ *  - wait/pollfd run in the home thread with the list lock's visitor
+ *    count held (handlers may be marked deleted meanwhile but are not
+ *    freed);
+ *  - need_wait and file_dispatch run in the home thread on every loop
+ *    iteration, without the visitor count (an iteration that only runs
+ *    bottom halves takes none): they must not touch handler nodes, and
+ *    should answer from a field or two.
  */
 #ifndef AIOCTX_ENGINE_H
 #define AIOCTX_ENGINE_H
@@ -78,8 +82,9 @@ typedef struct AioEngineOps {
     int (*wait)(AioContext *ctx, AioReadyList *ready, int64_t timeout_ns);
 
     /*
-     * During busy-polling: true when wait() must be called because fds may
-     * be ready that io_poll callbacks do not see.
+     * True when wait() must be called because fds may be ready that
+     * io_poll callbacks do not see (asked while busy-polling, and before
+     * an iteration skips the wait).  Home thread, no visitor count.
      */
     bool (*need_wait)(AioContext *ctx);
 
