@@ -256,6 +256,31 @@ void *aio_engine_priv(AioContext *ctx)
     return ctx->engine_priv;
 }
 
+int64_t aio_engine_max_batch(AioContext *ctx)
+{
+    return aio_load(&ctx->aio_max_batch);
+}
+
+void aio_engine_lock(AioContext *ctx)
+{
+    lockcnt_lock(&ctx->list_lock);
+}
+
+void aio_engine_unlock(AioContext *ctx)
+{
+    lockcnt_unlock(&ctx->list_lock);
+}
+
+void aio_engine_visit_begin(AioContext *ctx)
+{
+    lockcnt_inc(&ctx->list_lock);
+}
+
+void aio_engine_visit_end(AioContext *ctx)
+{
+    lockcnt_dec(&ctx->list_lock);
+}
+
 /* ---- ownership and the current context ---- */
 
 AIOCTX_API void aio_context_acquire(AioContext *ctx)
