@@ -66,6 +66,12 @@ static const AioEngineOps *engine_choose(const char *name, Error **errp)
     int ret;
 
     ops = aio_engine_find(name);
+    if (!ops && aio_engine_left_out(name)) {
+        error_setg_errno(errp, ENOTSUP,
+                         "engine '%s' was left out of this build of "
+                         "libaioctx (built: %s)", name, aio_engine_names());
+        return NULL;
+    }
     if (!ops) {
         error_setg(errp, "unknown engine '%s' (known: auto, %s)", name,
                    aio_engine_names());

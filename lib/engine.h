@@ -141,6 +141,8 @@ typedef struct AioEngineOps {
 
 /* The engine called name, or NULL. "auto" is not an engine. */
 const AioEngineOps *aio_engine_find(const char *name);
+/* Whether name is an optional engine this build left out. */
+bool aio_engine_left_out(const char *name);
 /* Comma-separated list of every compiled-in engine, for messages. */
 const char *aio_engine_names(void);
 /*

@@ -616,8 +616,12 @@ int coroutine_fn aio_file_co_qemu(const char *fn, AioFileExec *exec, int fd,
 void aio_file_destroy_ctx(AioContext *ctx)
 {
     AioFileState *fs = aio_load_acquire(&ctx->file_state);
+#ifdef AIOCTX_HAVE_LINUX_AIO
     LinuxAioState *laio;
+#endif
+#ifdef AIOCTX_HAVE_IO_URING
     LuringState *luring;
+#endif
 
     if (!fs) {
         return;
@@ -627,14 +631,18 @@ void aio_file_destroy_ctx(AioContext *ctx)
     if (ctx->engine->file_drain) {
         ctx->engine->file_drain(ctx);
     }
+#ifdef AIOCTX_HAVE_LINUX_AIO
     laio = aio_load_acquire(&fs->laio);
     if (laio) {
         laio_state_free(laio);
     }
+#endif
+#ifdef AIOCTX_HAVE_IO_URING
     luring = aio_load_acquire(&fs->luring);
     if (luring) {
         luring_state_free(luring);
     }
+#endif
     /* What those callbacks submitted was refused: deliver it too. */
     while (!aio_fifo_empty(&fs->deferred) || aio_load(&fs->cancel_list)) {
         file_bh(fs);
