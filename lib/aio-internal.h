@@ -98,6 +98,8 @@ struct AioContext {
 
     /* The context's own notifier, written by aio_notify(). */
     EventNotifier notifier;
+    /* Engine waits that failed in a row (poll.c); home thread. */
+    unsigned wait_failures;
 
     /* fd handlers. */
     AioLockCnt list_lock;

@@ -97,8 +97,8 @@ typedef struct AioEngineOps {
 
     /*
      * A single descriptor that polls readable whenever wait() would find
-     * something (for embedding in a foreign loop), or -1 if the engine has
-     * none.  May be NULL.
+     * something (for embedding in a foreign loop), or -errno when it cannot
+     * be had now.  May be NULL (the engine has none).
      */
     int (*pollfd)(AioContext *ctx);
 
