@@ -194,6 +194,7 @@ static void req_finish(AioFileReq *req)
     free(req->rest);
     req->rest = NULL;
     fs->unfinished--;
+    aio_stat_add(fs->ctx, file_completed, 1);
     req->finish(req, ret);
     /*
      * Nobody may take a reference once the callback has returned, so
@@ -407,6 +408,7 @@ static void req_start(AioFileReq *req)
     int ret;
 
     fs->unfinished++;
+    aio_stat_add(fs->ctx, file_submitted, 1);
     if (fs->destroying) {
         req_defer(req, -ECANCELED);
         return;

@@ -82,6 +82,11 @@ static bool try_poll_mode(AioContext *ctx, AioReadyList *ready,
     } while (!any && elapsed < max_ns && !ctx->engine->need_wait(ctx));
 
     if (any) {
+        aio_stat_add(ctx, poll_hits, 1);
+    } else {
+        aio_stat_add(ctx, poll_misses, 1);
+    }
+    if (any) {
         *timeout = 0;
     } else if (*timeout > 0) {
         *timeout = *timeout > elapsed ? *timeout - elapsed : 0;
@@ -180,15 +185,16 @@ static bool wait_on_engine(AioContext *ctx, AioReadyList *ready,
                            int64_t timeout)
 {
     bool progress = false, any = false;
-    int64_t deadline = 0;
+    int64_t deadline = 0, start = 0;
     int n;
 
     progress = aio_poll_set_started(ctx, ready, false, &any);
     if (any) {
         timeout = 0;
     }
-    if (timeout > 0) {
-        deadline = aio_now_ns() + timeout;
+    if (timeout != 0) {
+        start = aio_now_ns();
+        deadline = start + timeout;
     }
     for (;;) {
         n = ctx->engine->wait(ctx, ready, timeout);
@@ -210,6 +216,10 @@ static bool wait_on_engine(AioContext *ctx, AioReadyList *ready,
             }
         }
     }
+    if (start) {
+        aio_stat_add(ctx, waits, 1);
+        aio_stat_add(ctx, wait_ns, (uint64_t)(aio_now_ns() - start));
+    }
     return progress;
 }
 
@@ -224,7 +234,9 @@ static bool poll_once(AioContext *ctx, bool blocking, bool force_wait)
     int64_t timeout, start = 0, poll_end = 0;
     bool polling = aio_load(&ctx->poll_max_ns) != 0;
     AioContext *outer = aio_bh_enter_poll(ctx);
+    unsigned fired;
 
+    aio_stat_add(ctx, iterations, 1);
     /* Also when polling was just turned off: a stale poll_ns would spin. */
     if (aio_load_acquire(&ctx->poll_reset)) {
         aio_store(&ctx->poll_reset, false);
@@ -277,7 +289,11 @@ static bool poll_once(AioContext *ctx, bool blocking, bool force_wait)
         lockcnt_dec(&ctx->list_lock);
     }
 
-    progress |= aio_timers_run(ctx->tlg);
+    fired = aio_timers_run(ctx->tlg);
+    if (fired) {
+        aio_stat_add(ctx, timers_fired, fired);
+        progress = true;
+    }
     aio_bh_leave_poll(outer);
     return progress;
 }
