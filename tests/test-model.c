@@ -125,6 +125,15 @@ START_TEST(test_model_random)
            engine_name(), (unsigned long long)seed, res.ops_run,
            (unsigned long long)res.callbacks, t,
            res.fail ? res.msg : "ok");
+    printf("test-model: %llu BH/one-shot runs (%llu not ordered by promise), "
+           "%llu timer fires, %llu fd handler calls, %llu nested aio_poll, "
+           "%llu helper-thread ops\n",
+           (unsigned long long)res.bh_runs,
+           (unsigned long long)res.bh_unordered,
+           (unsigned long long)res.timer_fires,
+           (unsigned long long)res.fd_calls,
+           (unsigned long long)res.nested_polls,
+           (unsigned long long)res.remote_ops);
     fflush(stdout);
     if (res.fail) {
         if (replay && *replay) {

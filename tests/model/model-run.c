@@ -334,6 +334,7 @@ static void helper_post(bool wait)
 {
     Helper *h = &M->helper;
 
+    M->res->remote_ops += h->n;
     pthread_mutex_lock(&h->lock);
     h->state = 1;
     pthread_cond_broadcast(&h->cond);
@@ -373,6 +374,8 @@ static void req_run(Req *r, const char *what, unsigned id)
                    "scheduled (no aio_poll() started since)",
                    what, id);
     }
+    M->res->bh_runs++;
+    M->res->bh_unordered += r->ambiguous;
     if (!r->ambiguous) {
         if (r->seq <= M->last_run_seq[r->origin]) {
             model_fail(MODEL_FAIL_BH_ORDER,
@@ -515,6 +518,7 @@ static void timer_cb(void *opaque)
         }
     }
     M->deadline[i] = TIMER_IDLE;
+    M->res->timer_fires++;
     cb_ops();
 }
 
@@ -551,6 +555,7 @@ static void fd_cb(void *opaque)
     }
     M->bytes[i] = 0;
     M->fcalls[i]++;
+    M->res->fd_calls++;
     f->fd_called |= 1u << i;
     cb_ops();
 }
@@ -646,6 +651,7 @@ static void do_poll(bool blocking)
     if (blocking && !work_due()) {
         blocking = false;
     }
+    M->res->nested_polls += M->depth > 0;
     f = &M->frames[M->depth++];
     f->start = ++M->frames_started;
     f->callbacks_at_start = M->res->callbacks;

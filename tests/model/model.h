@@ -85,6 +85,10 @@ typedef struct ModelResult {
     size_t fail_op;   /* index of the top-level op that was running */
     size_t ops_run;   /* operations executed (queued ones included) */
     uint64_t callbacks;
+    /* What ran: BH and one-shot runs (unordered ones apart), timer fires,
+     * fd handler calls, aio_poll calls nested in callbacks, helper ops. */
+    uint64_t bh_runs, bh_unordered, timer_fires, fd_calls, nested_polls;
+    uint64_t remote_ops;
     char msg[512];
 } ModelResult;
 
