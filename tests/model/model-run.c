@@ -51,6 +51,7 @@ typedef struct Req {
     bool ambiguous; /* order and timing not promised (see above) */
     bool inflight;  /* made by the helper asynchronously, not joined yet */
     bool joined;    /* was inflight: may already sit in a running slice */
+    bool maybe;     /* may have run already: at most one run, not due */
     uint8_t origin;
     uint64_t seq;   /* request counter: runs of one origin are increasing */
     uint64_t frame; /* frames started when the request was made */
@@ -62,6 +63,7 @@ typedef struct BhSlot {
     Req req;
     bool stale;          /* an earlier request may still be queued */
     uint64_t stale_frame;
+    bool async;          /* the helper schedules it asynchronously now */
 } BhSlot;
 
 #define ONESHOT_RING 4096
@@ -211,6 +213,7 @@ static ModelOp gen_one(uint64_t *s, int kind, bool in_cb)
         op.slot = rnd(s, MODEL_FDS);
         break;
     case OP_R_ASYNC:
+        op.slot = rnd(s, MODEL_BHS);
         op.arg = (int8_t)(1 + rnd(s, 16));
         break;
     case OP_ONESHOT:
@@ -318,7 +321,25 @@ static void helper_join(void)
     }
     helper_wait_done(h);
     h->async_pending = false;
+    for (unsigned s = 0; s < MODEL_BHS; s++) {
+        BhSlot *b = &M->bh[s];
+
+        if (!b->async) {
+            continue;
+        }
+        /* Its last request may or may not have run: at most once more. */
+        b->async = false;
+        b->req = (Req){ .live = true,
+                        .ambiguous = true,
+                        .maybe = true,
+                        .frame = M->frames_started };
+        b->stale = true;
+        b->stale_frame = M->frames_started;
+    }
     for (int i = 0; i < h->n; i++) {
+        if (h->job[i].kind != OP_R_ASYNC) {
+            continue;
+        }
         Oneshot *o = &M->oneshot[h->job[i].id % ONESHOT_RING];
 
         if (o->id == h->job[i].id && o->req.live) {
@@ -453,6 +474,13 @@ static void bh_cb(void *opaque)
         model_fail(MODEL_FAIL_BH_UNEXPECTED, "BH %u ran after qemu_bh_delete()",
                    s);
     }
+    if (b->async) {
+        /* Scheduled by the helper right now: any number of runs so far. */
+        b->req.live = false;
+        M->res->bh_runs++;
+        M->res->bh_unordered++;
+        return;
+    }
     if (b->req.ambiguous) {
         /* It ran from one of its queue entries; the other may remain. */
         b->stale = true;
@@ -566,7 +594,7 @@ static void fd_cb(void *opaque)
 static bool work_due(void)
 {
     for (unsigned s = 0; s < MODEL_BHS; s++) {
-        if (M->bh[s].req.live) {
+        if (M->bh[s].req.live && !M->bh[s].req.maybe && !M->bh[s].async) {
             return true;
         }
     }
@@ -600,7 +628,10 @@ static void frame_check_end(Frame *f, bool ret)
     for (unsigned s = 0; s < MODEL_BHS; s++) {
         BhSlot *b = &M->bh[s];
 
-        if (b->req.live && b->req.frame < f->start) {
+        if (b->req.live && b->req.maybe && b->req.frame < f->start) {
+            b->req.live = false; /* settled: it had run before the join */
+        }
+        if (b->req.live && !b->async && b->req.frame < f->start) {
             model_fail(MODEL_FAIL_BH_MISSED,
                        "BH %u was scheduled before this aio_poll() but did "
                        "not run in it",
@@ -674,6 +705,11 @@ static void do_poll(bool blocking)
 
 static void bh_schedule_model(BhSlot *b, int origin)
 {
+    if (b->req.live && b->req.maybe) {
+        /* One run now, whether or not the undecided one is still queued. */
+        req_make(&b->req, origin, true);
+        return;
+    }
     if (b->req.live) {
         /* Coalesced; from the other thread it may be queued twice. */
         if (b->req.origin != origin) {
@@ -747,13 +783,22 @@ static bool is_remote_sync(const ModelOp *op)
     return op->kind >= OP_R_SCHED && op->kind <= OP_R_ONESHOT;
 }
 
-static void remote_async(int count)
+static void remote_async(int count, unsigned slot)
 {
     Helper *h = &M->helper;
+    BhSlot *b = &M->bh[slot % MODEL_BHS];
 
     helper_join();
     for (int i = 0; i < count && h->n < HELPER_MAX; i++) {
-        uint64_t id = oneshot_new(ORIGIN_HELPER, true);
+        uint64_t id;
+
+        if (i == count / 2 && b->bh) {
+            /* One BH among the one-shots, racing with the home thread. */
+            b->async = true;
+            h->job[h->n++] = (HelperJob){ .kind = OP_R_SCHED, .bh = b->bh };
+            continue;
+        }
+        id = oneshot_new(ORIGIN_HELPER, true);
 
         if (!id) {
             break;
@@ -795,6 +840,9 @@ static void exec_op(ModelOp op)
         }
         break;
     case OP_BH_DELETE:
+        if (b->async) {
+            helper_join(); /* never delete what another thread schedules */
+        }
         if (b->bh) {
             QEMUBH *bh = b->bh;
 
@@ -882,7 +930,7 @@ static void exec_op(ModelOp op)
         }
         break;
     case OP_R_ASYNC:
-        remote_async(op.arg);
+        remote_async(op.arg, op.slot);
         break;
     case OP_R_JOIN:
         helper_join();

@@ -38,7 +38,8 @@ typedef enum {
     OP_R_CANCEL,    /* the helper thread: qemu_bh_cancel(), waited for */
     OP_R_DELETE,    /* the helper thread: qemu_bh_delete(), waited for */
     OP_R_ONESHOT,   /* the helper thread: a one-shot BH, waited for */
-    OP_R_ASYNC,     /* the helper thread: arg one-shots, not waited for */
+    OP_R_ASYNC,     /* the helper thread: arg one-shots and a schedule of
+                     * BH slot, not waited for */
     OP_R_JOIN,      /* wait for the helper's asynchronous batch */
     OP_KINDS
 } ModelOpKind;
