@@ -6,6 +6,7 @@
  * for printing and replaying.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,30 @@
 #include <unistd.h>
 
 #include "model/model.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define MODEL_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MODEL_LSAN 1
+#endif
+#endif
+#ifdef MODEL_LSAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
+/*
+ * The child ends with _exit(), which skips LeakSanitizer's check at exit:
+ * run it here (a leak is exit status 3).
+ */
+static int child_leak_check(void)
+{
+#ifdef MODEL_LSAN
+    return __lsan_do_recoverable_leak_check() ? 3 : 0;
+#else
+    return 0;
+#endif
+}
 
 static const char *const op_names[OP_KINDS] = {
     [OP_BH_NEW] = "bh_new",         [OP_BH_SCHED] = "bh_schedule",
@@ -59,6 +84,9 @@ const char *model_fail_name(int fail)
     return fail >= 200 ? "exit" : "signal";
 }
 
+/* Set while shrinking: the attempts' sanitizer reports go nowhere. */
+static bool quiet_children;
+
 int model_run_forked(const ModelOp *ops, size_t n, const ModelConfig *cfg,
                      unsigned timeout_s, ModelResult *res)
 {
@@ -78,7 +106,18 @@ int model_run_forked(const ModelOp *ops, size_t n, const ModelConfig *cfg,
     }
     if (pid == 0) {
         alarm(timeout_s); /* a hang ends as SIGALRM */
-        _exit(model_run(ops, n, cfg, shared) ? 1 : 0);
+        if (quiet_children) {
+            int null = open("/dev/null", O_WRONLY);
+
+            if (null >= 0) {
+                dup2(null, STDERR_FILENO);
+                close(null);
+            }
+        }
+        if (model_run(ops, n, cfg, shared)) {
+            _exit(1);
+        }
+        _exit(child_leak_check());
     }
     do {
         got = waitpid(pid, &status, 0);
@@ -97,8 +136,10 @@ int model_run_forked(const ModelOp *ops, size_t n, const ModelConfig *cfg,
                  sig == SIGALRM ? "timeout: a hang" : strsignal(sig));
     } else if (WEXITSTATUS(status) != 0 && res->fail == MODEL_OK) {
         res->fail = 200 + WEXITSTATUS(status);
-        snprintf(res->msg, sizeof(res->msg), "op %zu: exit status %d",
-                 res->fail_op, WEXITSTATUS(status));
+        snprintf(res->msg, sizeof(res->msg), "op %zu: exit status %d%s",
+                 res->fail_op, WEXITSTATUS(status),
+                 WEXITSTATUS(status) == 3 ? " (LeakSanitizer found leaks)"
+                                          : "");
     }
     return res->fail;
 }
@@ -140,6 +181,7 @@ unsigned model_shrink(ModelOp *ops, size_t *n, const ModelConfig *cfg,
     if (!cand) {
         abort();
     }
+    quiet_children = true;
     /* Complement-only ddmin: drop one of `parts` chunks while it fails. */
     while (*n >= 2 && now_s() < end) {
         size_t chunk = (*n + parts - 1) / parts;
@@ -170,6 +212,7 @@ unsigned model_shrink(ModelOp *ops, size_t *n, const ModelConfig *cfg,
             parts = parts * 2 < *n ? parts * 2 : *n;
         }
     }
+    quiet_children = false;
     free(cand);
     return attempts;
 }
