@@ -229,24 +229,43 @@ static ModelOp gen_one(uint64_t *s, int kind, bool in_cb)
     return op;
 }
 
+/*
+ * Swarm testing: every SEGMENT operations the weights change (each kind
+ * scaled by 0..3, polls never off) and so does the share of operations
+ * queued for callbacks, so that one run visits many different mixes.
+ */
+#define SEGMENT 32768
+
 void model_generate(uint64_t seed, ModelOp *ops, size_t n)
 {
     static const uint8_t remote_sync[] = { OP_R_SCHED, OP_R_SCHED, OP_R_CANCEL,
                                            OP_R_DELETE, OP_R_ONESHOT };
-    unsigned total = 0;
+    unsigned weight[OP_KINDS], total = 0, cb_share = 5;
     uint64_t s = seed;
     size_t i = 0;
 
-    for (int k = 0; k < OP_KINDS; k++) {
-        total += op_weight[k];
-    }
     while (i < n) {
-        unsigned w = rnd(&s, total);
-        bool in_cb = rnd(&s, 5) == 0;
+        unsigned w;
+        bool in_cb;
         int kind = 0;
 
-        while (w >= op_weight[kind]) {
-            w -= op_weight[kind++];
+        if (i % SEGMENT == 0 || !total) {
+            total = 0;
+            for (int k = 0; k < OP_KINDS; k++) {
+                unsigned scale = rnd(&s, 4);
+
+                if (k == OP_POLL && !scale) {
+                    scale = 1;
+                }
+                weight[k] = i ? op_weight[k] * scale : op_weight[k];
+                total += weight[k];
+            }
+            cb_share = i ? 2 + rnd(&s, 8) : 5;
+        }
+        w = rnd(&s, total);
+        in_cb = rnd(&s, cb_share) == 0;
+        while (w >= weight[kind]) {
+            w -= weight[kind++];
         }
         ops[i++] = gen_one(&s, kind, in_cb);
         if (kind >= OP_R_SCHED && kind <= OP_R_ONESHOT) {
