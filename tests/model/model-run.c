@@ -61,9 +61,9 @@ typedef struct BhSlot {
     QEMUBH *bh;
     uint32_t gen;
     Req req;
-    bool stale;          /* an earlier request may still be queued */
+    bool stale; /* an earlier request may still be queued */
     uint64_t stale_frame;
-    bool async;          /* the helper schedules it asynchronously now */
+    bool async; /* the helper schedules it asynchronously now */
 } BhSlot;
 
 #define ONESHOT_RING 4096
@@ -156,8 +156,9 @@ model_fail(int kind, const char *fmt, ...)
 
     M->res->fail = kind;
     M->res->fail_op = M->top;
-    n = snprintf(M->res->msg, sizeof(M->res->msg), "op %zu, frame %llu: ",
-                 M->top, (unsigned long long)M->frames_started);
+    n = snprintf(M->res->msg, sizeof(M->res->msg),
+                 "op %zu, frame %llu: ", M->top,
+                 (unsigned long long)M->frames_started);
     va_start(ap, fmt);
     vsnprintf(M->res->msg + n, sizeof(M->res->msg) - n, fmt, ap);
     va_end(ap);
@@ -182,12 +183,12 @@ static unsigned rnd(uint64_t *s, unsigned n)
 
 /* Weights of the kinds; the remote sync kinds come in bursts. */
 static const uint8_t op_weight[OP_KINDS] = {
-    [OP_BH_NEW] = 6,     [OP_BH_SCHED] = 16,   [OP_BH_CANCEL] = 5,
-    [OP_BH_DELETE] = 3,  [OP_ONESHOT] = 8,     [OP_TIMER_MOD] = 10,
-    [OP_TIMER_DEL] = 3,  [OP_CLOCK_STEP] = 6,  [OP_FD_ADD] = 4,
-    [OP_FD_DEL] = 2,     [OP_FD_WRITE] = 8,    [OP_POLL] = 16,
-    [OP_POLL_BLOCK] = 3, [OP_R_SCHED] = 2,     [OP_R_CANCEL] = 1,
-    [OP_R_DELETE] = 1,   [OP_R_ONESHOT] = 1,   [OP_R_ASYNC] = 1,
+    [OP_BH_NEW] = 6,     [OP_BH_SCHED] = 16,  [OP_BH_CANCEL] = 5,
+    [OP_BH_DELETE] = 3,  [OP_ONESHOT] = 8,    [OP_TIMER_MOD] = 10,
+    [OP_TIMER_DEL] = 3,  [OP_CLOCK_STEP] = 6, [OP_FD_ADD] = 4,
+    [OP_FD_DEL] = 2,     [OP_FD_WRITE] = 8,   [OP_POLL] = 16,
+    [OP_POLL_BLOCK] = 3, [OP_R_SCHED] = 2,    [OP_R_CANCEL] = 1,
+    [OP_R_DELETE] = 1,   [OP_R_ONESHOT] = 1,  [OP_R_ASYNC] = 1,
     [OP_R_JOIN] = 1,
 };
 
@@ -541,8 +542,7 @@ static void timer_cb(void *opaque)
                    (long long)clock, (long long)M->now);
     }
     if (M->deadline[i] == TIMER_IDLE) {
-        model_fail(MODEL_FAIL_TIMER_EARLY, "timer %u fired while not armed",
-                   i);
+        model_fail(MODEL_FAIL_TIMER_EARLY, "timer %u fired while not armed", i);
     }
     if (M->deadline[i] > M->now) {
         model_fail(MODEL_FAIL_TIMER_EARLY,
@@ -1006,8 +1006,7 @@ static void model_teardown(void)
     pthread_join(h->th, NULL);
     for (unsigned i = 0; i < MODEL_FDS; i++) {
         if (M->reg[i]) {
-            aio_set_fd_handler(M->ctx, M->rfd[i], NULL, NULL, NULL, NULL,
-                               NULL);
+            aio_set_fd_handler(M->ctx, M->rfd[i], NULL, NULL, NULL, NULL, NULL);
         }
         close(M->rfd[i]);
         close(M->wfd[i]);

@@ -42,15 +42,24 @@ static int child_leak_check(void)
 }
 
 static const char *const op_names[OP_KINDS] = {
-    [OP_BH_NEW] = "bh_new",         [OP_BH_SCHED] = "bh_schedule",
-    [OP_BH_CANCEL] = "bh_cancel",   [OP_BH_DELETE] = "bh_delete",
-    [OP_ONESHOT] = "oneshot",       [OP_TIMER_MOD] = "timer_mod",
-    [OP_TIMER_DEL] = "timer_del",   [OP_CLOCK_STEP] = "clock_step",
-    [OP_FD_ADD] = "fd_add",         [OP_FD_DEL] = "fd_del",
-    [OP_FD_WRITE] = "fd_write",     [OP_POLL] = "poll",
-    [OP_POLL_BLOCK] = "poll_block", [OP_R_SCHED] = "remote_schedule",
-    [OP_R_CANCEL] = "remote_cancel", [OP_R_DELETE] = "remote_delete",
-    [OP_R_ONESHOT] = "remote_oneshot", [OP_R_ASYNC] = "remote_async",
+    [OP_BH_NEW] = "bh_new",
+    [OP_BH_SCHED] = "bh_schedule",
+    [OP_BH_CANCEL] = "bh_cancel",
+    [OP_BH_DELETE] = "bh_delete",
+    [OP_ONESHOT] = "oneshot",
+    [OP_TIMER_MOD] = "timer_mod",
+    [OP_TIMER_DEL] = "timer_del",
+    [OP_CLOCK_STEP] = "clock_step",
+    [OP_FD_ADD] = "fd_add",
+    [OP_FD_DEL] = "fd_del",
+    [OP_FD_WRITE] = "fd_write",
+    [OP_POLL] = "poll",
+    [OP_POLL_BLOCK] = "poll_block",
+    [OP_R_SCHED] = "remote_schedule",
+    [OP_R_CANCEL] = "remote_cancel",
+    [OP_R_DELETE] = "remote_delete",
+    [OP_R_ONESHOT] = "remote_oneshot",
+    [OP_R_ASYNC] = "remote_async",
     [OP_R_JOIN] = "remote_join",
 };
 
@@ -170,8 +179,8 @@ static bool still_fails(ModelOp *cand, size_t *n, const ModelConfig *cfg,
     return true;
 }
 
-unsigned model_shrink(ModelOp *ops, size_t *n, const ModelConfig *cfg,
-                      int want, unsigned budget_s)
+unsigned model_shrink(ModelOp *ops, size_t *n, const ModelConfig *cfg, int want,
+                      unsigned budget_s)
 {
     double end = now_s() + budget_s;
     ModelOp *cand = malloc((*n ? *n : 1) * sizeof(*cand));

@@ -21,26 +21,26 @@
 #define MODEL_MAX_DEPTH 4
 
 typedef enum {
-    OP_BH_NEW,      /* aio_bh_new() into an empty slot */
-    OP_BH_SCHED,    /* qemu_bh_schedule() */
-    OP_BH_CANCEL,   /* qemu_bh_cancel() */
-    OP_BH_DELETE,   /* qemu_bh_delete(), the slot becomes empty */
-    OP_ONESHOT,     /* aio_bh_schedule_oneshot() with a fresh id */
-    OP_TIMER_MOD,   /* timer_mod_ns(now + arg) on the virtual clock */
-    OP_TIMER_DEL,   /* timer_del() */
-    OP_CLOCK_STEP,  /* qemu_clock_advance_virtual_time(now + arg) */
-    OP_FD_ADD,      /* aio_set_fd_handler() (replaces one that is there) */
-    OP_FD_DEL,      /* aio_set_fd_handler(NULL...) */
-    OP_FD_WRITE,    /* write one byte into the pipe */
-    OP_POLL,        /* aio_poll(ctx, false); nested inside a callback */
-    OP_POLL_BLOCK,  /* aio_poll(ctx, true) when the model knows work is due */
-    OP_R_SCHED,     /* the helper thread: qemu_bh_schedule(), waited for */
-    OP_R_CANCEL,    /* the helper thread: qemu_bh_cancel(), waited for */
-    OP_R_DELETE,    /* the helper thread: qemu_bh_delete(), waited for */
-    OP_R_ONESHOT,   /* the helper thread: a one-shot BH, waited for */
-    OP_R_ASYNC,     /* the helper thread: arg one-shots and a schedule of
-                     * BH slot, not waited for */
-    OP_R_JOIN,      /* wait for the helper's asynchronous batch */
+    OP_BH_NEW,     /* aio_bh_new() into an empty slot */
+    OP_BH_SCHED,   /* qemu_bh_schedule() */
+    OP_BH_CANCEL,  /* qemu_bh_cancel() */
+    OP_BH_DELETE,  /* qemu_bh_delete(), the slot becomes empty */
+    OP_ONESHOT,    /* aio_bh_schedule_oneshot() with a fresh id */
+    OP_TIMER_MOD,  /* timer_mod_ns(now + arg) on the virtual clock */
+    OP_TIMER_DEL,  /* timer_del() */
+    OP_CLOCK_STEP, /* qemu_clock_advance_virtual_time(now + arg) */
+    OP_FD_ADD,     /* aio_set_fd_handler() (replaces one that is there) */
+    OP_FD_DEL,     /* aio_set_fd_handler(NULL...) */
+    OP_FD_WRITE,   /* write one byte into the pipe */
+    OP_POLL,       /* aio_poll(ctx, false); nested inside a callback */
+    OP_POLL_BLOCK, /* aio_poll(ctx, true) when the model knows work is due */
+    OP_R_SCHED,    /* the helper thread: qemu_bh_schedule(), waited for */
+    OP_R_CANCEL,   /* the helper thread: qemu_bh_cancel(), waited for */
+    OP_R_DELETE,   /* the helper thread: qemu_bh_delete(), waited for */
+    OP_R_ONESHOT,  /* the helper thread: a one-shot BH, waited for */
+    OP_R_ASYNC,    /* the helper thread: arg one-shots and a schedule of
+                    * BH slot, not waited for */
+    OP_R_JOIN,     /* wait for the helper's asynchronous batch */
     OP_KINDS
 } ModelOpKind;
 
@@ -59,19 +59,19 @@ typedef struct ModelOp {
 /* Which check failed (a shrink keeps the same kind of failure). */
 typedef enum {
     MODEL_OK = 0,
-    MODEL_FAIL_BH_UNEXPECTED,  /* a BH or one-shot ran without a request */
-    MODEL_FAIL_BH_EARLY,       /* ran in the aio_bh_poll it was scheduled in */
-    MODEL_FAIL_BH_ORDER,       /* ran out of scheduling order */
-    MODEL_FAIL_BH_MISSED,      /* a due BH did not run in aio_poll */
-    MODEL_FAIL_TIMER_EARLY,    /* fired before its deadline or while idle */
-    MODEL_FAIL_TIMER_ORDER,    /* fired out of deadline order */
-    MODEL_FAIL_TIMER_MISSED,   /* an expired timer did not fire */
-    MODEL_FAIL_FD_UNEXPECTED,  /* a handler ran unregistered or not ready */
-    MODEL_FAIL_FD_TWICE,       /* a handler ran twice in one iteration */
-    MODEL_FAIL_FD_MISSED,      /* a readable registered fd was not handled */
-    MODEL_FAIL_PROGRESS,       /* aio_poll's return value was wrong */
-    MODEL_FAIL_OUTSIDE,        /* a callback ran outside aio_poll */
-    MODEL_FAIL_SETUP,          /* pipe/context creation failed */
+    MODEL_FAIL_BH_UNEXPECTED, /* a BH or one-shot ran without a request */
+    MODEL_FAIL_BH_EARLY,      /* ran in the aio_bh_poll it was scheduled in */
+    MODEL_FAIL_BH_ORDER,      /* ran out of scheduling order */
+    MODEL_FAIL_BH_MISSED,     /* a due BH did not run in aio_poll */
+    MODEL_FAIL_TIMER_EARLY,   /* fired before its deadline or while idle */
+    MODEL_FAIL_TIMER_ORDER,   /* fired out of deadline order */
+    MODEL_FAIL_TIMER_MISSED,  /* an expired timer did not fire */
+    MODEL_FAIL_FD_UNEXPECTED, /* a handler ran unregistered or not ready */
+    MODEL_FAIL_FD_TWICE,      /* a handler ran twice in one iteration */
+    MODEL_FAIL_FD_MISSED,     /* a readable registered fd was not handled */
+    MODEL_FAIL_PROGRESS,      /* aio_poll's return value was wrong */
+    MODEL_FAIL_OUTSIDE,       /* a callback ran outside aio_poll */
+    MODEL_FAIL_SETUP,         /* pipe/context creation failed */
     MODEL_FAIL_KINDS
 } ModelFailKind;
 
@@ -82,9 +82,9 @@ typedef struct ModelConfig {
 
 /* What a run reports (also through shared memory from a forked child). */
 typedef struct ModelResult {
-    int fail;         /* ModelFailKind, or 100 + signal, or 200 + exit code */
-    size_t fail_op;   /* index of the top-level op that was running */
-    size_t ops_run;   /* operations executed (queued ones included) */
+    int fail;       /* ModelFailKind, or 100 + signal, or 200 + exit code */
+    size_t fail_op; /* index of the top-level op that was running */
+    size_t ops_run; /* operations executed (queued ones included) */
     uint64_t callbacks;
     /* What ran: BH and one-shot runs (unordered ones apart), timer fires,
      * fd handler calls, aio_poll calls nested in callbacks, helper ops. */
@@ -112,8 +112,8 @@ int model_run_forked(const ModelOp *ops, size_t n, const ModelConfig *cfg,
  * debugging, for at most budget_s seconds: ops and *n are updated in
  * place.  Returns the number of attempts.
  */
-unsigned model_shrink(ModelOp *ops, size_t *n, const ModelConfig *cfg,
-                      int want, unsigned budget_s);
+unsigned model_shrink(ModelOp *ops, size_t *n, const ModelConfig *cfg, int want,
+                      unsigned budget_s);
 
 /* Readable form: one line per op, "top|cb name slot arg". */
 const char *model_op_name(int kind);
