@@ -574,6 +574,37 @@ START_TEST(test_bh_remote_delete_of_home_request)
 }
 END_TEST
 
+static void *delete_thread(void *opaque)
+{
+    qemu_bh_delete(opaque);
+    return NULL;
+}
+
+/*
+ * Found by test-model: a BH scheduled by the loop's thread and deleted by
+ * another one is no longer scheduled, so aio_compute_timeout() must not
+ * be 0 for it (it was until the next aio_poll()).
+ */
+START_TEST(test_bh_remote_delete_clears_timeout)
+{
+    AioContext *ctx = test_ctx_new();
+    Counter c = { 0 };
+    QEMUBH *bh = aio_bh_new(ctx, count_cb, &c);
+    pthread_t th;
+
+    test_consume_notify(ctx);
+    qemu_bh_schedule(bh); /* a home request */
+    ck_assert_int_eq(aio_compute_timeout(ctx), 0);
+    pthread_create(&th, NULL, delete_thread, bh);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(aio_compute_timeout(ctx), -1);
+    ck_assert(!aio_poll(ctx, false));
+    ck_assert_int_eq(c.n, 0);
+    ck_assert_int_eq(aio_compute_timeout(ctx), -1);
+    aio_context_unref(ctx);
+}
+END_TEST
+
 static void delete_target_cb(void *opaque)
 {
     qemu_bh_delete(opaque);
@@ -791,6 +822,7 @@ int main(void)
     tcase_add_test(tc, test_notify_wakes_without_progress);
     tcase_add_test(tc, test_bh_home_and_remote_request_run_once);
     tcase_add_test(tc, test_bh_remote_cancel_undoes_home_request);
+    tcase_add_test(tc, test_bh_remote_delete_clears_timeout);
     tcase_add_test(tc, test_bh_remote_delete_of_home_request);
     tcase_add_test(tc, test_bh_home_delete_of_remote_request);
     tcase_add_test(tc, test_bh_home_idle_then_schedule_is_progress);
