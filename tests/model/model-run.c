@@ -635,6 +635,48 @@ static bool work_due(void)
     return false;
 }
 
+/*
+ * Outside aio_poll(): aio_compute_timeout() is 0 exactly when a BH is due
+ * or a timer expired, and aio_pending() is true when a BH, a timer or a
+ * registered readable fd is due (it may also see the context's own
+ * wake-up, so its false answer is not checked).  Skipped while the
+ * helper's asynchronous requests make the answer uncertain.
+ */
+static void check_pending(void)
+{
+    bool bh = false, timer = false, fd = false;
+    int64_t timeout;
+
+    if (M->helper.async_pending) {
+        return;
+    }
+    for (unsigned s = 0; s < MODEL_BHS; s++) {
+        if (M->bh[s].req.live && M->bh[s].req.maybe) {
+            return;
+        }
+        bh |= M->bh[s].req.live;
+    }
+    bh |= M->nlive != 0;
+    for (unsigned i = 0; i < MODEL_TIMERS; i++) {
+        timer |= M->deadline[i] != TIMER_IDLE && M->deadline[i] <= M->now;
+    }
+    for (unsigned i = 0; i < MODEL_FDS; i++) {
+        fd |= M->reg[i] && M->bytes[i];
+    }
+    timeout = aio_compute_timeout(M->ctx);
+    if ((timeout == 0) != (bh || timer)) {
+        model_fail(MODEL_FAIL_PENDING,
+                   "aio_compute_timeout() is %lld with %s BH due and %s "
+                   "expired timer",
+                   (long long)timeout, bh ? "a" : "no", timer ? "an" : "no");
+    }
+    if ((bh || timer || fd) && !aio_pending(M->ctx)) {
+        model_fail(MODEL_FAIL_PENDING,
+                   "aio_pending() is false with %s BH, %s timer and %s fd due",
+                   bh ? "a" : "no", timer ? "a" : "no", fd ? "an" : "no");
+    }
+}
+
 static void frame_check_end(Frame *f, bool ret)
 {
     bool ran = M->res->callbacks != f->callbacks_at_start;
@@ -934,10 +976,11 @@ static void exec_op(ModelOp op)
         }
         break;
     case OP_POLL:
-        do_poll(false);
-        break;
     case OP_POLL_BLOCK:
-        do_poll(true);
+        if (M->depth == 0) {
+            check_pending();
+        }
+        do_poll(op.kind == OP_POLL_BLOCK);
         break;
     case OP_R_SCHED:
     case OP_R_CANCEL:

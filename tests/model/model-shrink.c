@@ -78,6 +78,7 @@ static const char *const fail_names[MODEL_FAIL_KINDS] = {
     [MODEL_FAIL_PROGRESS] = "progress",
     [MODEL_FAIL_OUTSIDE] = "outside-poll",
     [MODEL_FAIL_SETUP] = "setup",
+    [MODEL_FAIL_PENDING] = "pending",
 };
 
 const char *model_op_name(int kind)

@@ -72,6 +72,7 @@ typedef enum {
     MODEL_FAIL_PROGRESS,      /* aio_poll's return value was wrong */
     MODEL_FAIL_OUTSIDE,       /* a callback ran outside aio_poll */
     MODEL_FAIL_SETUP,         /* pipe/context creation failed */
+    MODEL_FAIL_PENDING,       /* aio_pending/aio_compute_timeout were wrong */
     MODEL_FAIL_KINDS
 } ModelFailKind;
 
