@@ -76,7 +76,7 @@ static void report_failure(ModelOp *ops, size_t n, const ModelConfig *cfg,
         n = first->fail_op + 1;
     }
     attempts = model_shrink(ops, &n, cfg, first->fail, budget);
-    model_run_forked(ops, n, cfg, 20, &again);
+    model_run_forked(ops, n, cfg, 10, &again);
     snprintf(path, sizeof(path), "aioctx-model-%s-%llu.ops", engine_name(),
              (unsigned long long)seed);
     fprintf(stderr,
@@ -120,7 +120,7 @@ START_TEST(test_model_random)
         model_generate(seed, ops, n);
     }
     t = now_s();
-    model_run_forked(ops, n, &cfg, 60, &res);
+    model_run_forked(ops, n, &cfg, 30, &res);
     t = now_s() - t;
     printf("test-model: engine %s seed %llu: %zu ops, %llu callbacks, "
            "%.2f s: %s\n",
@@ -237,7 +237,10 @@ static Suite *model_suite(void)
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("model");
 
-    /* A full run plus, on failure, the shrinker's budget. */
+    /*
+     * On a failure: the run (a hang ends after 30 s), the shrinker's
+     * budget (40 s, attempts of at most 10 s) and one more run fit.
+     */
     tcase_set_timeout(tc, 110);
     tcase_add_test(tc, test_model_random);
 #ifndef AIOCTX_MODEL_NO_SHRINK_TEST

@@ -171,7 +171,7 @@ static bool still_fails(ModelOp *cand, size_t *n, const ModelConfig *cfg,
 {
     ModelResult res;
 
-    if (model_run_forked(cand, *n, cfg, 20, &res) != want) {
+    if (model_run_forked(cand, *n, cfg, 10, &res) != want) {
         return false;
     }
     if (res.fail_op + 1 < *n) {
