@@ -115,7 +115,9 @@ int model_run_forked(const ModelOp *ops, size_t n, const ModelConfig *cfg,
         abort();
     }
     if (pid == 0) {
-        alarm(timeout_s); /* a hang ends as SIGALRM */
+        /* A hang ends as SIGALRM (whatever Check did with the signal). */
+        signal(SIGALRM, SIG_DFL);
+        alarm(timeout_s);
         if (quiet_children) {
             int null = open("/dev/null", O_WRONLY);
 
@@ -171,7 +173,13 @@ static bool still_fails(ModelOp *cand, size_t *n, const ModelConfig *cfg,
 {
     ModelResult res;
 
-    if (model_run_forked(cand, *n, cfg, 10, &res) != want) {
+    /*
+     * Far above the time a run takes (a few us per op even under the
+     * sanitizers), so that a hang shrinks at a few seconds an attempt.
+     */
+    unsigned timeout = 2 + (unsigned)(*n / 200000);
+
+    if (model_run_forked(cand, *n, cfg, timeout, &res) != want) {
         return false;
     }
     if (res.fail_op + 1 < *n) {
