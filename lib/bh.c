@@ -653,6 +653,11 @@ AIOCTX_API void qemu_bh_delete(QEMUBH *bh)
     bool bracketed;
 
     if (!bh_home_begin(ctx, &bracketed)) {
+        /*
+         * A home request made before this no longer stands (as after
+         * qemu_bh_cancel): aio_bh_timeout() must not count it.
+         */
+        __atomic_fetch_add(&bh->cancels, 1, __ATOMIC_RELEASE);
         bh_enqueue_remote(bh, BH_DELETED);
         return;
     }

@@ -206,7 +206,8 @@ AIOCTX_API QEMUBH *aio_bh_new_full(AioContext *ctx, QEMUBHFunc *cb,
 /*
  * Run cb(opaque) once, soon, in ctx's thread, then forget it.  Lock-free
  * and callable from any thread.  Bottom halves scheduled from one thread
- * run in the order they were scheduled.
+ * run in the order they were scheduled (but see qemu_bh_schedule() for
+ * a BH that is still queued from an earlier request).
  */
 AIOCTX_API void aio_bh_schedule_oneshot_full(AioContext *ctx, QEMUBHFunc *cb,
                                              void *opaque, const char *name);
@@ -219,6 +220,11 @@ AIOCTX_API void aio_bh_schedule_oneshot_full(AioContext *ctx, QEMUBHFunc *cb,
  * Schedule bh: its callback runs once in a later aio_bh_poll() of its
  * context (one scheduled from inside a bottom half waits for the next
  * aio_bh_poll()).  Scheduling an already scheduled BH does nothing more.
+ * One exception to order and timing: a BH still queued from an earlier
+ * request that it did not run for (the request was cancelled, or it was
+ * also scheduled from another thread and ran from the other entry) keeps
+ * that place, so it may run before BHs scheduled earlier, or in the
+ * aio_bh_poll() that is running.  It still runs once per request.
  * Lock-free, wakes a sleeping aio_poll(); any thread.
  */
 AIOCTX_API void qemu_bh_schedule(QEMUBH *bh);
