@@ -272,8 +272,12 @@ void aio_file_destroy_ctx(AioContext *ctx);
 /* loop.c: close the signalfd and free the signal table (destruction). */
 void aio_loop_destroy_ctx(AioContext *ctx);
 
-/* handlers.c */
-void aio_set_fd_handler_full(AioContext *ctx, int fd, IOHandler *io_read,
+/*
+ * handlers.c: aio_set_fd_handler() for the library's own descriptors too
+ * (is_notifier: the context's notifier, whose wake-ups are not progress).
+ * Returns false, changing nothing, when out of memory.
+ */
+bool aio_set_fd_handler_full(AioContext *ctx, int fd, IOHandler *io_read,
                              IOHandler *io_write, AioPollFn *io_poll,
                              IOHandler *io_poll_ready, void *opaque,
                              bool is_notifier);

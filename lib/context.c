@@ -150,9 +150,17 @@ static AioContext *ctx_create(const AioEngineOps *ops, Error **errp)
         ctx_free(ctx);
         return NULL;
     }
-    aio_set_fd_handler_full(ctx, event_notifier_get_fd(&ctx->notifier),
-                            ctx_notifier_read, NULL, ctx_notifier_poll,
-                            ctx_notifier_poll_ready, &ctx->notifier, true);
+    if (!aio_set_fd_handler_full(ctx, event_notifier_get_fd(&ctx->notifier),
+                                 ctx_notifier_read, NULL, ctx_notifier_poll,
+                                 ctx_notifier_poll_ready, &ctx->notifier,
+                                 true)) {
+        error_setg_errno(errp, ENOMEM, "cannot watch the context notifier");
+        aio_handlers_destroy_ctx(ctx);
+        ops->destroy(ctx);
+        event_notifier_cleanup(&ctx->notifier);
+        ctx_free(ctx);
+        return NULL;
+    }
     aio_notify_accept(ctx);
     return ctx;
 }

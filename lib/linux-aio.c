@@ -499,8 +499,19 @@ int laio_state_new(AioContext *ctx, const char *who, LinuxAioState **ps,
     s->bh = aio_bh_new(ctx, laio_bh, s);
     aio_timer_init(ctx, &s->retry_timer, QEMU_CLOCK_REALTIME, SCALE_NS,
                    laio_retry, s);
-    aio_set_event_notifier(ctx, &s->e, laio_notifier_read, laio_notifier_poll,
-                           laio_notifier_poll_ready);
+    if (!aio_set_fd_handler_full(ctx, event_notifier_get_fd(&s->e),
+                                 (IOHandler *)laio_notifier_read, NULL,
+                                 laio_notifier_poll,
+                                 (IOHandler *)laio_notifier_poll_ready, &s->e,
+                                 false)) {
+        error_setg_errno(errp, ENOMEM, "%s: cannot watch the eventfd", who);
+        timer_deinit(&s->retry_timer);
+        qemu_bh_delete(s->bh);
+        laio_io_release(s->io_ctx, true);
+        event_notifier_cleanup(&s->e);
+        free(s);
+        return -ENOMEM;
+    }
     *ps = s;
     return 0;
 }

@@ -272,8 +272,14 @@ static LuringState *luring_state_new(AioContext *ctx, Error **errp)
     aio_uring_mapped();
     s->queue_tail = &s->queue_head;
     s->bh = aio_bh_new(ctx, luring_bh, s);
-    aio_set_fd_handler(ctx, s->ring.ring_fd, luring_fd_read, NULL,
-                       luring_fd_poll, luring_fd_read, s);
+    if (!aio_set_fd_handler_full(ctx, s->ring.ring_fd, luring_fd_read, NULL,
+                                 luring_fd_poll, luring_fd_read, s, false)) {
+        error_setg_errno(errp, ENOMEM, "io_uring: cannot watch the ring");
+        qemu_bh_delete(s->bh);
+        io_uring_queue_exit(&s->ring);
+        free(s);
+        return NULL;
+    }
     return s;
 }
 

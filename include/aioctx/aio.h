@@ -297,6 +297,12 @@ AIOCTX_API void aio_notify_accept(AioContext *ctx);
  * (from another thread, a callback of the old handler may still be
  * running in the home thread).
  *
+ * Out of memory (the call returns nothing, so it cannot tell the caller):
+ * nothing changes - a new fd stays unwatched, a replaced handler keeps its
+ * old callbacks - and an AIO_LOG_ERROR message naming the fd goes to the
+ * log handler (aioctx/log.h).  Removal never allocates.  The same holds
+ * for aio_set_event_notifier().
+ *
  * An fd closed while its handler is still registered: removing the
  * handler afterwards (all callbacks NULL, same fd number) is safe, also
  * when the number was reused meanwhile, and a descriptor that gets the
