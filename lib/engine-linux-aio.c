@@ -14,6 +14,8 @@
  * Either way asking for the engine by name is an error naming the cause.
  * "auto" never takes it (see engine.h).
  */
+#include <errno.h>
+
 #include "aio-internal.h"
 #include "engine-epoll.h"
 #include "file-io-internal.h"
@@ -28,6 +30,7 @@ static int laio_engine_probe(void)
 static int laio_engine_init(AioContext *ctx, Error **errp)
 {
     LinuxAioState *s;
+    AioFileState *fs;
     int ret = epoll_engine_init(ctx, errp);
 
     if (ret < 0) {
@@ -38,8 +41,15 @@ static int laio_engine_init(AioContext *ctx, Error **errp)
         epoll_engine_destroy(ctx);
         return ret;
     }
+    fs = aio_file_state_try(ctx);
+    if (!fs) {
+        error_setg_errno(errp, ENOMEM, "linux-aio");
+        laio_state_free(s);
+        epoll_engine_destroy(ctx);
+        return -ENOMEM;
+    }
     /* aio_get_linux_aio() returns it; the front end frees it. */
-    aio_store_release(&aio_file_state(ctx)->laio, s);
+    aio_store_release(&fs->laio, s);
     return 0;
 }
 

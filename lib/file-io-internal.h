@@ -127,8 +127,10 @@ struct AioFileState {
 
 /* file-io.c */
 
-/* ctx's front end state, made if needed.  Any thread. */
+/* ctx's front end state, made if needed (dies when out of memory).  Any thread. */
 AioFileState *aio_file_state(AioContext *ctx);
+/* The same, or NULL when out of memory. */
+AioFileState *aio_file_state_try(AioContext *ctx);
 
 /*
  * The executor is done with req's current part: res is the bytes it

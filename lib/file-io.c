@@ -56,6 +56,16 @@ static void file_die(const char *what)
 
 AioFileState *aio_file_state(AioContext *ctx)
 {
+    AioFileState *fs = aio_file_state_try(ctx);
+
+    if (!fs) {
+        file_die("out of memory allocating the file I/O state");
+    }
+    return fs;
+}
+
+AioFileState *aio_file_state_try(AioContext *ctx)
+{
     AioFileState *fs = aio_load_acquire(&ctx->file_state);
     AioFileState *expected = NULL;
 
@@ -64,11 +74,15 @@ AioFileState *aio_file_state(AioContext *ctx)
     }
     fs = calloc(1, sizeof(*fs));
     if (!fs) {
-        file_die("out of memory allocating the file I/O state");
+        return NULL;
     }
     fs->ctx = ctx;
     fs->deferred_tail = &fs->deferred_head;
-    fs->bh = aio_bh_new(ctx, file_bh, fs);
+    fs->bh = aio_bh_try_new(ctx, file_bh, fs, "file_bh");
+    if (!fs->bh) {
+        free(fs);
+        return NULL;
+    }
     if (!__atomic_compare_exchange_n(&ctx->file_state, &expected, fs, false,
                                      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
         qemu_bh_delete(fs->bh);

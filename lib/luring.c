@@ -271,7 +271,13 @@ static LuringState *luring_state_new(AioContext *ctx, Error **errp)
     }
     aio_uring_mapped();
     s->queue_tail = &s->queue_head;
-    s->bh = aio_bh_new(ctx, luring_bh, s);
+    s->bh = aio_bh_try_new(ctx, luring_bh, s, "luring_bh");
+    if (!s->bh) {
+        error_setg_errno(errp, ENOMEM, "io_uring");
+        io_uring_queue_exit(&s->ring);
+        free(s);
+        return NULL;
+    }
     if (!aio_set_fd_handler_full(ctx, s->ring.ring_fd, luring_fd_read, NULL,
                                  luring_fd_poll, luring_fd_read, s, false)) {
         error_setg_errno(errp, ENOMEM, "io_uring: cannot watch the ring");
@@ -294,7 +300,11 @@ AIOCTX_API LuringState *aio_setup_linux_io_uring(AioContext *ctx, Error **errp)
         error_setg(errp, "io_uring: no context given");
         return NULL;
     }
-    fs = aio_file_state(ctx);
+    fs = aio_file_state_try(ctx);
+    if (!fs) {
+        error_setg_errno(errp, ENOMEM, "io_uring");
+        return NULL;
+    }
     s = aio_load_acquire(&fs->luring);
     if (s) {
         return s;
