@@ -76,13 +76,29 @@ void epoll_engine_destroy(AioContext *ctx)
     free(ee->events);
 }
 
+int aio_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+    int err;
+
+    for (int i = 0;; i++) {
+        if (epoll_ctl(epfd, op, fd, ev) == 0) {
+            return 0;
+        }
+        err = errno;
+        /* A failed EPOLL_CTL_DEL would leave a stale node pointer behind. */
+        if ((err != EINTR && err != EAGAIN && err != ENOMEM) ||
+            i == AIO_SYSCALL_RETRIES) {
+            return -err;
+        }
+    }
+}
+
 static int epoll_ctl_node(EpollEngine *ee, int op, AioHandler *node)
 {
     struct epoll_event ev = { .events = (uint32_t)aio_handler_events(node),
                               .data.ptr = node };
 
-    return epoll_ctl(ee->epfd, op, aio_handler_fd(node), &ev) < 0 ? -errno
-                                                                   : 0;
+    return aio_epoll_ctl(ee->epfd, op, aio_handler_fd(node), &ev);
 }
 
 /* One more (delta 1) or one fewer (-1) refused handler; under the lock. */
@@ -97,10 +113,10 @@ static void epoll_always_ready_add(EpollEngine *ee, int delta)
             ee->always_fd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
         }
         if (ee->always_fd >= 0) {
-            epoll_ctl(ee->epfd, EPOLL_CTL_ADD, ee->always_fd, &ev);
+            aio_epoll_ctl(ee->epfd, EPOLL_CTL_ADD, ee->always_fd, &ev);
         }
     } else if (delta < 0 && n == 0 && ee->always_fd >= 0) {
-        epoll_ctl(ee->epfd, EPOLL_CTL_DEL, ee->always_fd, NULL);
+        aio_epoll_ctl(ee->epfd, EPOLL_CTL_DEL, ee->always_fd, NULL);
     }
 }
 
@@ -148,7 +164,7 @@ void epoll_engine_update(AioContext *ctx, AioHandler *old_node,
     }
     if (old_node && !old_refused) {
         /* Fails harmlessly if the fd was closed while registered. */
-        epoll_ctl(ee->epfd, EPOLL_CTL_DEL, aio_handler_fd(old_node), NULL);
+        aio_epoll_ctl(ee->epfd, EPOLL_CTL_DEL, aio_handler_fd(old_node), NULL);
     }
 }
 
@@ -214,9 +230,24 @@ int epoll_engine_wait(AioContext *ctx, AioReadyList *ready,
     if (refused) {
         timeout_ns = 0;
     }
-    n = epoll_sleep(ee, timeout_ns);
+    /*
+     * EINTR, and EAGAIN (which epoll does not document, but a kernel short
+     * of memory might say), end a sleep early: the caller waits again for
+     * the time left.  A zero-timeout check must not miss ready fds for
+     * them: it is simply repeated.
+     */
+    for (int i = 0;; i++) {
+        n = epoll_sleep(ee, timeout_ns);
+        if (n >= 0 || (errno != EINTR && errno != EAGAIN)) {
+            break;
+        }
+        if (timeout_ns != 0 || i == AIO_SYSCALL_RETRIES) {
+            n = 0;
+            break;
+        }
+    }
     if (n < 0) {
-        n = errno == EINTR ? 0 : -errno;
+        n = -errno;
     }
     if (n > 0) {
         /*

@@ -29,6 +29,15 @@ typedef struct EpollHandler {
 } EpollHandler;
 
 /* The AioEngineOps slots of the same names (engine.h). */
+/*
+ * Retries of a system call that failed with a transient error (EINTR,
+ * EAGAIN, ENOMEM) before the error stands.
+ */
+#define AIO_SYSCALL_RETRIES 16
+
+/* epoll_ctl() retried on transient errors; 0 or -errno. */
+int aio_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
+
 int epoll_engine_probe(void);
 int epoll_engine_init(AioContext *ctx, Error **errp);
 void epoll_engine_destroy(AioContext *ctx);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "aio-internal.h"
+#include "engine-epoll.h" /* aio_epoll_ctl */
 #include "file-io-internal.h"
 
 typedef struct PollEngine {
@@ -74,7 +75,7 @@ static int mirror_ctl(PollEngine *pe, int op, int fd, int events)
 {
     struct epoll_event ev = { .events = (uint32_t)events };
 
-    return epoll_ctl(pe->mirror_fd, op, fd, &ev) < 0 ? -errno : 0;
+    return aio_epoll_ctl(pe->mirror_fd, op, fd, &ev);
 }
 
 /* One more (delta 1) or one fewer (-1) fd the mirror cannot watch. */
@@ -225,9 +226,18 @@ static int poll_wait(AioContext *ctx, AioReadyList *ready, int64_t timeout_ns)
         ts.tv_nsec = timeout_ns % 1000000000LL;
         tsp = &ts;
     }
-    n = ppoll(pe->fds, pe->nfds, tsp, NULL);
-    if (n < 0) {
-        return errno == EINTR ? 0 : -errno;
+    /* EINTR and EAGAIN: as in epoll_engine_wait(). */
+    for (int i = 0;; i++) {
+        n = ppoll(pe->fds, pe->nfds, tsp, NULL);
+        if (n >= 0) {
+            break;
+        }
+        if (errno != EINTR && errno != EAGAIN) {
+            return -errno;
+        }
+        if (timeout_ns != 0 || i == AIO_SYSCALL_RETRIES) {
+            return 0;
+        }
     }
     for (int i = 0; i < pe->nfds && found < n; i++) {
         int revents = pe->fds[i].revents;
