@@ -165,6 +165,9 @@ struct AioContext {
 
 /* bh.c */
 void aio_bh_init_ctx(AioContext *ctx);
+/* aio_bh_new() for the library's own BHs: NULL when out of memory. */
+QEMUBH *aio_bh_try_new(AioContext *ctx, QEMUBHFunc *cb, void *opaque,
+                       const char *name);
 void aio_bh_destroy_ctx(AioContext *ctx);
 /* 0 if a non-idle BH is scheduled, 10 ms if only idle ones, else -1. */
 int64_t aio_bh_timeout(AioContext *ctx);
@@ -225,8 +228,11 @@ extern __thread AioContext *aio_tls_current_ctx
     __attribute__((tls_model("initial-exec")));
 
 /* co-schedule.c */
-/* Create the context's co_schedule_bh; called right after aio_bh_init_ctx. */
-void aio_co_init_ctx(AioContext *ctx);
+/*
+ * Create the context's co_schedule_bh; called right after aio_bh_init_ctx.
+ * False when out of memory.
+ */
+bool aio_co_init_ctx(AioContext *ctx);
 /* Abort if coroutines are still scheduled; delete co_schedule_bh. */
 void aio_co_destroy_ctx(AioContext *ctx);
 
@@ -297,8 +303,12 @@ void aio_file_destroy_ctx(AioContext *ctx);
 /* loop.c: close the signalfd and free the signal table (destruction). */
 void aio_loop_destroy_ctx(AioContext *ctx);
 
-/* handlers.c */
-void aio_set_fd_handler_full(AioContext *ctx, int fd, IOHandler *io_read,
+/*
+ * handlers.c: aio_set_fd_handler() for the library's own descriptors too
+ * (is_notifier: the context's notifier, whose wake-ups are not progress).
+ * Returns false, changing nothing, when out of memory.
+ */
+bool aio_set_fd_handler_full(AioContext *ctx, int fd, IOHandler *io_read,
                              IOHandler *io_write, AioPollFn *io_poll,
                              IOHandler *io_poll_ready, void *opaque,
                              bool is_notifier);

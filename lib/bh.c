@@ -148,7 +148,7 @@ static QEMUBH *bh_alloc(AioContext *ctx, QEMUBHFunc *cb, void *opaque,
     QEMUBH *bh = malloc(sizeof(*bh));
 
     if (!bh) {
-        abort(); /* QEMU's BH constructors cannot fail either */
+        return NULL;
     }
     *bh = (QEMUBH){
         .ctx = ctx, .cb = cb, .opaque = opaque, .name = name, .guard = guard
@@ -592,7 +592,23 @@ AIOCTX_API QEMUBH *aio_bh_new_full(AioContext *ctx, QEMUBHFunc *cb,
 {
     QEMUBH *bh = bh_alloc(ctx, cb, opaque, name, reentrancy_guard);
 
+    if (!bh) {
+        /* QEMU's BH constructors cannot fail either. */
+        aio_fatal("out of memory allocating bottom half %s",
+                  name ? name : "(unnamed)");
+    }
     bh_all_add(ctx, bh);
+    return bh;
+}
+
+QEMUBH *aio_bh_try_new(AioContext *ctx, QEMUBHFunc *cb, void *opaque,
+                       const char *name)
+{
+    QEMUBH *bh = bh_alloc(ctx, cb, opaque, name, NULL);
+
+    if (bh) {
+        bh_all_add(ctx, bh);
+    }
     return bh;
 }
 
@@ -611,6 +627,10 @@ AIOCTX_API void aio_bh_schedule_oneshot_full(AioContext *ctx, QEMUBHFunc *cb,
         return;
     }
     bh = bh_alloc(ctx, cb, opaque, name, NULL);
+    if (!bh) {
+        aio_fatal("out of memory scheduling bottom half %s",
+                  name ? name : "(unnamed)");
+    }
     bh->flags = BH_ONESHOT;
     bh_schedule(bh, false);
 }

@@ -85,6 +85,8 @@ static const AioEngineOps *engine_choose(const char *name, Error **errp)
     return ops;
 }
 
+static void ctx_free(AioContext *ctx);
+
 static AioContext *ctx_alloc(const AioEngineOps *ops)
 {
     aio_bh_global_init();
@@ -115,9 +117,12 @@ static AioContext *ctx_alloc(const AioEngineOps *ops)
     pthread_mutex_init(&ctx->acquire_lock, &attr);
     pthread_mutexattr_destroy(&attr);
     aio_bh_init_ctx(ctx);
-    aio_co_init_ctx(ctx);
     lockcnt_init(&ctx->list_lock);
     ctx->thread_pool_max = THREAD_POOL_MAX_DEFAULT;
+    if (!aio_co_init_ctx(ctx)) {
+        ctx_free(ctx);
+        return NULL;
+    }
     return ctx;
 }
 
@@ -152,13 +157,24 @@ static AioContext *ctx_create(const AioEngineOps *ops, Error **errp)
         return NULL;
     }
     if (ops->init(ctx, errp) < 0) {
+        /* init may have grown the fd table before failing. */
+        aio_handlers_destroy_ctx(ctx);
         event_notifier_cleanup(&ctx->notifier);
         ctx_free(ctx);
         return NULL;
     }
-    aio_set_fd_handler_full(ctx, event_notifier_get_fd(&ctx->notifier),
-                            ctx_notifier_read, NULL, ctx_notifier_poll,
-                            ctx_notifier_poll_ready, &ctx->notifier, true);
+    if (!aio_set_fd_handler_full(ctx, event_notifier_get_fd(&ctx->notifier),
+                                 ctx_notifier_read, NULL, ctx_notifier_poll,
+                                 ctx_notifier_poll_ready, &ctx->notifier,
+                                 true)) {
+        error_setg_errno(errp, ENOMEM, "cannot watch the context notifier");
+        aio_file_destroy_ctx(ctx); /* the linux-aio engine made one */
+        aio_handlers_destroy_ctx(ctx);
+        ops->destroy(ctx);
+        event_notifier_cleanup(&ctx->notifier);
+        ctx_free(ctx);
+        return NULL;
+    }
     aio_notify_accept(ctx);
     return ctx;
 }

@@ -135,10 +135,15 @@ struct AioFileState {
 
 /* file-io.c */
 
-/* ctx's front end state, made if needed.  Any thread. */
+/*
+ * ctx's front end state, made if needed (dies when out of memory).  Any
+ * thread.
+ */
 AioFileState *aio_file_state(AioContext *ctx);
 /* ctx's front end state if it was made, else NULL.  Any thread. */
 AioFileState *aio_file_state_peek(AioContext *ctx);
+/* The same, or NULL when out of memory. */
+AioFileState *aio_file_state_try(AioContext *ctx);
 
 /*
  * The executor is done with req's current part: res is the bytes it

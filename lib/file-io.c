@@ -62,6 +62,16 @@ AioFileState *aio_file_state_peek(AioContext *ctx)
 
 AioFileState *aio_file_state(AioContext *ctx)
 {
+    AioFileState *fs = aio_file_state_try(ctx);
+
+    if (!fs) {
+        file_die("out of memory allocating the file I/O state");
+    }
+    return fs;
+}
+
+AioFileState *aio_file_state_try(AioContext *ctx)
+{
     AioFileState *fs = aio_load_acquire(&ctx->file_state);
     AioFileState *expected = NULL;
 
@@ -70,7 +80,7 @@ AioFileState *aio_file_state(AioContext *ctx)
     }
     fs = calloc(1, sizeof(*fs));
     if (!fs) {
-        file_die("out of memory allocating the file I/O state");
+        return NULL;
     }
     fs->ctx = ctx;
     aio_fifo_init(&fs->deferred);
@@ -80,7 +90,11 @@ AioFileState *aio_file_state(AioContext *ctx)
     if (!fs->engine_exec) {
         fs->engine_exec = &fs->pool_exec;
     }
-    fs->bh = aio_bh_new(ctx, file_bh, fs);
+    fs->bh = aio_bh_try_new(ctx, file_bh, fs, "file_bh");
+    if (!fs->bh) {
+        free(fs);
+        return NULL;
+    }
     if (!__atomic_compare_exchange_n(&ctx->file_state, &expected, fs, false,
                                      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
         qemu_bh_delete(fs->bh);

@@ -130,8 +130,12 @@ static int signals_set_mask(AioContext *ctx, AioSignals *sigs,
     if (fd < 0) {
         return -errno;
     }
+    if (!aio_set_fd_handler_full(ctx, fd, signals_read, NULL, NULL, NULL, ctx,
+                                 false)) {
+        close(fd);
+        return -ENOMEM;
+    }
     sigs->fd = fd;
-    aio_set_fd_handler(ctx, fd, signals_read, NULL, NULL, NULL, ctx);
     return 0;
 }
 

@@ -148,6 +148,19 @@ AIOCTX_API void aio_context_ref(AioContext *ctx);
 AIOCTX_API void aio_context_unref(AioContext *ctx);
 
 /*
+ * fork(): a child process inherits the parent's contexts, but shares their
+ * kernel objects (epoll set, io_uring ring, eventfd) with the parent and
+ * has none of their worker threads.  The child must not use an inherited
+ * context in any way, aio_context_unref() included (that would remove the
+ * parent's registrations from the shared epoll set and wait for threads
+ * that do not exist): it leaks it (or calls exec).  The child may create
+ * fresh contexts, which work normally on every engine; the calling
+ * thread's current context (qemu_get_current_aio_context()) is inherited
+ * too and should be set to the fresh one (or NULL).  Forking leaves the
+ * parent's contexts working as before.
+ */
+
+/*
  * Name of the engine the context uses: "poll", "epoll", "io_uring" or
  * "linux-aio".  The string is static.  Any thread.
  */
@@ -292,6 +305,25 @@ AIOCTX_API void aio_notify_accept(AioContext *ctx);
  * A negative fd is ignored.  Unregister before closing fd.  Any thread
  * (from another thread, a callback of the old handler may still be
  * running in the home thread).
+ *
+ * Out of memory (the call returns nothing, so it cannot tell the caller):
+ * nothing changes - a new fd stays unwatched, a replaced handler keeps its
+ * old callbacks - and an AIO_LOG_ERROR message naming the fd goes to the
+ * log handler (aioctx/log.h).  Removal never allocates.  The same holds
+ * for aio_set_event_notifier().
+ *
+ * An fd closed while its handler is still registered: removing the
+ * handler afterwards (all callbacks NULL, same fd number) is safe, also
+ * when the number was reused meanwhile, and a descriptor that gets the
+ * number later starts clean: it sees only its own events.  Until the
+ * removal, the epoll-based engines (io_uring, linux-aio, epoll) no longer
+ * report the closed fd, while the poll engine reports it on every
+ * iteration and calls io_read, whose reads fail with EBADF; a number
+ * reused before the removal may have its events delivered to the old
+ * handler.  This only holds when the closed fd was the last descriptor of
+ * its open file: epoll keeps watching an open file that a dup()ed, passed
+ * or fork-inherited descriptor still refers to, and the library cannot
+ * remove it once the number is gone - unregister first in that case.
  */
 AIOCTX_API void aio_set_fd_handler(AioContext *ctx, int fd, IOHandler *io_read,
                                    IOHandler *io_write, AioPollFn *io_poll,

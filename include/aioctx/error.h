@@ -8,7 +8,10 @@
  * error_propagate().  Pass &error_abort to abort on failure (the message
  * goes to the log handler of aioctx/log.h), &error_fatal to report the
  * message with error_report_err() and exit(1), or NULL to ignore the
- * error.
+ * error.  When memory runs out while an error is being made, *errp gets a
+ * shared error instead, "out of memory (while reporting an error)" with
+ * errno ENOMEM, which error_free() accepts like any other: reporting a
+ * failure never aborts.
  *
  * Every function here may be called from any thread.
  *

@@ -31,11 +31,28 @@ void epoll_set_close(EpollSet *set)
     }
 }
 
+int aio_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+    int err;
+
+    for (int i = 0;; i++) {
+        if (epoll_ctl(epfd, op, fd, ev) == 0) {
+            return 0;
+        }
+        err = errno;
+        /* A failed EPOLL_CTL_DEL would leave a stale node pointer behind. */
+        if ((err != EINTR && err != EAGAIN && err != ENOMEM) ||
+            i == AIO_SYSCALL_RETRIES) {
+            return -err;
+        }
+    }
+}
+
 static int set_ctl(EpollSet *set, int op, int fd, int events, void *ptr)
 {
     struct epoll_event ev = { .events = (uint32_t)events, .data.ptr = ptr };
 
-    return epoll_ctl(set->epfd, op, fd, &ev) < 0 ? -errno : 0;
+    return aio_epoll_ctl(set->epfd, op, fd, &ev);
 }
 
 /* One more (delta 1) or one fewer (-1) refused handler. */

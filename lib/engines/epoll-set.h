@@ -18,8 +18,18 @@
 #define AIOCTX_ENGINES_EPOLL_SET_H
 
 #include <stdbool.h>
+#include <sys/epoll.h>
 
 #include "engine.h"
+
+/*
+ * Retries of a system call that failed with a transient error (EINTR,
+ * EAGAIN, ENOMEM) before the error stands.
+ */
+#define AIO_SYSCALL_RETRIES 16
+
+/* epoll_ctl() retried on transient errors; 0 or -errno. */
+int aio_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
 
 typedef struct EpollSet {
     int epfd;

@@ -138,9 +138,24 @@ int epoll_engine_wait(AioContext *ctx, AioReadyList *ready,
     if (refused) {
         timeout_ns = 0;
     }
-    n = epoll_sleep(ee, timeout_ns);
+    /*
+     * EINTR, and EAGAIN (which epoll does not document, but a kernel short
+     * of memory might say), end a sleep early: the caller waits again for
+     * the time left.  A zero-timeout check must not miss ready fds for
+     * them: it is simply repeated.
+     */
+    for (int i = 0;; i++) {
+        n = epoll_sleep(ee, timeout_ns);
+        if (n >= 0 || (errno != EINTR && errno != EAGAIN)) {
+            break;
+        }
+        if (timeout_ns != 0 || i == AIO_SYSCALL_RETRIES) {
+            n = 0;
+            break;
+        }
+    }
     if (n < 0) {
-        n = errno == EINTR ? 0 : -errno;
+        n = -errno;
     }
     if (n > 0) {
         /*

@@ -147,9 +147,18 @@ static int poll_wait(AioContext *ctx, AioReadyList *ready, int64_t timeout_ns)
         ts.tv_nsec = timeout_ns % 1000000000LL;
         tsp = &ts;
     }
-    n = ppoll(pe->fds, pe->nfds, tsp, NULL);
-    if (n < 0) {
-        return errno == EINTR ? 0 : -errno;
+    /* EINTR and EAGAIN: as in epoll_engine_wait(). */
+    for (int i = 0;; i++) {
+        n = ppoll(pe->fds, pe->nfds, tsp, NULL);
+        if (n >= 0) {
+            break;
+        }
+        if (errno != EINTR && errno != EAGAIN) {
+            return -errno;
+        }
+        if (timeout_ns != 0 || i == AIO_SYSCALL_RETRIES) {
+            return 0;
+        }
     }
     for (int i = 0; i < pe->nfds && found < n; i++) {
         int revents = pe->fds[i].revents;

@@ -98,7 +98,8 @@ static void uring_watch_ring(UringEngine *ue)
         return;
     }
     ue->ring_watched =
-        epoll_ctl(ue->ep.set.epfd, EPOLL_CTL_ADD, ue->file.ring.ring_fd, &ev) == 0;
+        aio_epoll_ctl(ue->ep.set.epfd, EPOLL_CTL_ADD, ue->file.ring.ring_fd,
+                      &ev) == 0;
 }
 
 static AioFileExec *uring_file_exec(AioContext *ctx)

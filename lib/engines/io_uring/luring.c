@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aio-internal.h"
 #include "aioctx/coroutine.h"
 #include "engine.h"
 #include "engines/io_uring/io_uring.h"
@@ -219,8 +220,9 @@ static LuringState *luring_state_new(AioContext *ctx, Error **errp)
     }
     s->exec.ops = &luring_ops;
     s->ctx = ctx;
-    if (uring_file_is_exec(aio_file_state(ctx)->engine_exec)) {
-        s->engine = aio_file_state(ctx)->engine_exec;
+    /* aio_setup_linux_io_uring() made the front end state already. */
+    if (uring_file_is_exec(aio_file_state_peek(ctx)->engine_exec)) {
+        s->engine = aio_file_state_peek(ctx)->engine_exec;
         return s;
     }
     ret = aio_ring_setup(&s->ring, LURING_ENTRIES, &no_flags, 1);
@@ -230,9 +232,21 @@ static LuringState *luring_state_new(AioContext *ctx, Error **errp)
         return NULL;
     }
     aio_fifo_init(&s->queue);
-    s->bh = aio_bh_new(ctx, luring_bh, s);
-    aio_set_fd_handler(ctx, s->ring.ring_fd, luring_fd_read, NULL,
-                       luring_fd_poll, luring_fd_read, s);
+    s->bh = aio_bh_try_new(ctx, luring_bh, s, "luring_bh");
+    if (!s->bh) {
+        error_setg_errno(errp, ENOMEM, "io_uring");
+        aio_ring_teardown(&s->ring);
+        free(s);
+        return NULL;
+    }
+    if (!aio_set_fd_handler_full(ctx, s->ring.ring_fd, luring_fd_read, NULL,
+                                 luring_fd_poll, luring_fd_read, s, false)) {
+        error_setg_errno(errp, ENOMEM, "io_uring: cannot watch the ring");
+        qemu_bh_delete(s->bh);
+        aio_ring_teardown(&s->ring);
+        free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -247,7 +261,11 @@ AIOCTX_API LuringState *aio_setup_linux_io_uring(AioContext *ctx, Error **errp)
         error_setg(errp, "io_uring: no context given");
         return NULL;
     }
-    fs = aio_file_state(ctx);
+    fs = aio_file_state_try(ctx);
+    if (!fs) {
+        error_setg_errno(errp, ENOMEM, "io_uring");
+        return NULL;
+    }
     s = aio_load_acquire(&fs->luring);
     if (s) {
         return s;

@@ -14,6 +14,8 @@
  * Either way asking for the engine by name is an error naming the cause.
  * "auto" never takes it (see engine.h).
  */
+#include <errno.h>
+
 #include "engine.h"
 #include "engines/epoll.h"
 #include "file-io-internal.h"
@@ -33,6 +35,7 @@ static int laio_engine_probe(void)
 static int laio_engine_init(AioContext *ctx, Error **errp)
 {
     LaioEngine *le = aio_engine_priv(ctx);
+    AioFileState *fs;
     int ret = epoll_engine_init(ctx, errp);
 
     if (ret < 0) {
@@ -43,8 +46,15 @@ static int laio_engine_init(AioContext *ctx, Error **errp)
         epoll_engine_destroy(ctx);
         return ret;
     }
+    fs = aio_file_state_try(ctx);
+    if (!fs) {
+        error_setg_errno(errp, ENOMEM, "linux-aio");
+        laio_state_free(le->laio);
+        epoll_engine_destroy(ctx);
+        return -ENOMEM;
+    }
     /* aio_get_linux_aio() returns it; the front end frees it. */
-    aio_store_release(&aio_file_state(ctx)->laio, le->laio);
+    aio_store_release(&fs->laio, le->laio);
     return 0;
 }
 

@@ -45,6 +45,7 @@
 
 #include <libaio.h>
 
+#include "aio-internal.h"
 #include "aioctx/coroutine.h"
 #include "engine.h"
 #include "file-io-internal.h"
@@ -504,11 +505,29 @@ int laio_state_new(AioContext *ctx, const char *who, LinuxAioState **ps,
         ring->nr > 0) {
         s->ring = ring;
     }
-    s->bh = aio_bh_new(ctx, laio_bh, s);
+    s->bh = aio_bh_try_new(ctx, laio_bh, s, "laio_bh");
+    if (!s->bh) {
+        error_setg_errno(errp, ENOMEM, "%s", who);
+        laio_io_release(s->io_ctx, true);
+        event_notifier_cleanup(&s->e);
+        free(s);
+        return -ENOMEM;
+    }
     aio_timer_init(ctx, &s->retry_timer, QEMU_CLOCK_REALTIME, SCALE_NS,
                    laio_retry, s);
-    aio_set_event_notifier(ctx, &s->e, laio_notifier_read, laio_notifier_poll,
-                           laio_notifier_poll_ready);
+    if (!aio_set_fd_handler_full(ctx, event_notifier_get_fd(&s->e),
+                                 (IOHandler *)laio_notifier_read, NULL,
+                                 laio_notifier_poll,
+                                 (IOHandler *)laio_notifier_poll_ready, &s->e,
+                                 false)) {
+        error_setg_errno(errp, ENOMEM, "%s: cannot watch the eventfd", who);
+        timer_deinit(&s->retry_timer);
+        qemu_bh_delete(s->bh);
+        laio_io_release(s->io_ctx, true);
+        event_notifier_cleanup(&s->e);
+        free(s);
+        return -ENOMEM;
+    }
     *ps = s;
     return 0;
 }
@@ -556,7 +575,11 @@ AIOCTX_API LinuxAioState *aio_setup_linux_aio(AioContext *ctx, Error **errp)
         error_setg(errp, "Linux AIO: no context given");
         return NULL;
     }
-    fs = aio_file_state(ctx);
+    fs = aio_file_state_try(ctx);
+    if (!fs) {
+        error_setg_errno(errp, ENOMEM, "Linux AIO");
+        return NULL;
+    }
     s = aio_load_acquire(&fs->laio);
     if (s) {
         return s;
