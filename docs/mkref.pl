@@ -8,8 +8,8 @@
 #            [--man OUTDIR] [--html OUTFILE] include/aioctx/*.h
 #
 # What it reads: every "AIOCTX_API" declaration with the comment right
-# above it (declarations that follow one another with no comment between
-# share the first one's comment and page), documented lower-case
+# above it (declarations on consecutive lines, with no comment or blank
+# line between, share the first one's comment and page), documented lower-case
 # function-like macros (aio_bh_new, ...), documented types and constants,
 # each header's opening comment and its "/* ---- */ /* Title */" sections.
 #
@@ -79,6 +79,7 @@ sub clean_decl {
     $d =~ s{/\*.*?\*/}{}gs unless $d =~ /[{]/;
     $d =~ s/\bAIOCTX_API\s+//g;
     $d =~ s/\s*\bAIOCTX_PRINTF\s*\([^)]*\)//g;
+    $d =~ s/\s*\b__attribute__\s*\(\((?:[^()]|\([^()]*\))*\)\)//g;
     $d =~ s/^\s*extern\s+// if $d =~ /\(/;
     $d =~ s/\s+/ /g unless $d =~ /[{]/;
     $d =~ s/\(\s+/(/g;
@@ -114,15 +115,20 @@ sub parse_header {
     my $rule_open = 0;      # inside "/* ---- */ /* Title */ /* ---- */"
     my $last_api;           # the previous item, if it was an API entry
     my $last_const;         # the previous item, if it was a constant
+    my $gap = 0;            # a blank line since the previous item
     my $depth = 0;
     my $pos = 0;
     my $len = length $text;
     while ($pos < $len) {
         my $rest = substr($text, $pos);
         if ($rest =~ /^(\s+)/) {
-            $pos += length $1;
+            my $ws = $1;
+            $gap = 1 if $ws =~ /\n[ \t]*\n/;
+            $pos += length $ws;
             next;
         }
+        my $had_gap = $gap;
+        $gap = 0;
         if ($rest =~ m{^(/\*.*?\*/)}s) {
             my $c = comment_text($1);
             $pos += length $1;
@@ -161,7 +167,7 @@ sub parse_header {
                     } else {
                         my $def = "#define $name" . ($fnlike // '')
                                 . ($body ne '' ? " $body" : '');
-                        if (!defined $pending && $last_const) {
+                        if (!defined $pending && $last_const && !$had_gap) {
                             push @{$last_const->{decls}}, $def;
                         } else {
                             $last_const = {
@@ -210,10 +216,12 @@ sub parse_header {
             if (!defined $name) {
                 warn "mkref.pl: $file: cannot parse: $clean\n";
                 $errors++;
-            } elsif (!defined $pending && $last_api) {
+            } elsif (!defined $pending && $last_api && !$had_gap) {
                 push @{$last_api->{names}}, $name;
                 push @{$last_api->{decls}}, $clean;
             } else {
+                warn "mkref.pl: $file: $name has no comment above it\n"
+                    unless defined $pending;
                 my $e = { kind => ($clean =~ /\(/ ? 'func' : 'var'),
                           names => [$name], decls => [$clean],
                           comment => $pending // '', section => $section };
