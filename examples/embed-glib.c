@@ -133,7 +133,7 @@ static GSourceFuncs aio_gsource_funcs = {
  * A GSource that runs ctx (it holds a reference on it until the source is
  * finalized).  Attach it with g_source_attach(); the GMainContext's thread
  * becomes ctx's home thread.  Returns NULL with errno set when the context
- * has no pollable descriptor (out of descriptors).
+ * has no pollable descriptor (out of descriptors or memory).
  */
 static GSource *aio_gsource_new(AioContext *ctx)
 {
@@ -142,6 +142,7 @@ static GSource *aio_gsource_new(AioContext *ctx)
     AioGSource *as;
 
     if (fd < 0) {
+        errno = -fd;
         return NULL;
     }
     source = g_source_new(&aio_gsource_funcs, sizeof(AioGSource));

@@ -119,8 +119,8 @@ static void aio_uv_check_cb(uv_check_t *c)
 /*
  * Start running ctx on loop (the loop's thread becomes ctx's home thread).
  * The driver holds a reference on ctx until it is stopped.  Returns 0 or a
- * negative errno (libuv's error, or -errno when the context has no
- * pollable descriptor).
+ * negative errno (libuv's error, or aio_context_get_pollfd()'s when the
+ * context has no pollable descriptor).
  */
 static int aio_uv_driver_start(AioUvDriver *drv, uv_loop_t *loop,
                                AioContext *ctx)
@@ -129,7 +129,7 @@ static int aio_uv_driver_start(AioUvDriver *drv, uv_loop_t *loop,
     int ret;
 
     if (fd < 0) {
-        return -errno;
+        return fd; /* -errno */
     }
     memset(drv, 0, sizeof(*drv));
     ret = uv_poll_init(loop, &drv->poll, fd);
