@@ -387,6 +387,61 @@ START_TEST(test_polling_off)
 }
 END_TEST
 
+/*
+ * A non-blocking aio_poll() on a context whose handlers all have io_poll
+ * makes no fd syscall and calls each io_poll callback exactly once,
+ * whatever the busy-polling parameters and however far poll_ns has grown
+ * (a fresh context: 0).  QEMU calls none there (its busy-poll budget is
+ * the timeout, 0), so a first non-blocking call finds nothing; ours makes
+ * progress.  docs/porting-from-qemu.md gives the reasons; this pins them.
+ */
+START_TEST(test_nonblocking_poll_runs_io_poll_once)
+{
+    static const int64_t max_ns[] = { 10 * MS, 0 };
+
+    for (size_t i = 0; i < sizeof(max_ns) / sizeof(max_ns[0]); i++) {
+        AioContext *ctx = test_ctx_new();
+        Polled s = { 0 };
+
+        set_poll(ctx, max_ns[i], 0, 0);
+        polled_register(ctx, &s);
+        ck_assert(!aio_poll_disabled(ctx));
+        test_consume_notify(ctx); /* the registration's wake-up */
+
+        /* Work io_poll sees: one call finds it, first time. */
+        s.polls = 0;
+        s.armed = true;
+        put(s.p[1], "a");
+        ck_assert(aio_poll(ctx, false));
+        ck_assert_int_eq(s.polls, 1);
+        ck_assert_int_eq(s.poll_readys, 1);
+        ck_assert_int_eq(s.reads, 0);
+        ck_assert_int_eq(s.last, 'a');
+
+        /* Nothing: one io_poll call per non-blocking aio_poll, no more. */
+        for (int n = 1; n <= 3; n++) {
+            ck_assert(!aio_poll(ctx, false));
+            ck_assert_int_eq(s.polls, 1 + n);
+        }
+
+        /*
+         * A readable fd that io_poll does not report: no fd syscall, so
+         * the non-blocking call does not see it (as in QEMU); a blocking
+         * one waits on the fds and runs io_read.
+         */
+        put(s.p[1], "b");
+        ck_assert(!aio_poll(ctx, false));
+        ck_assert_int_eq(s.reads, 0);
+        ck_assert(aio_poll(ctx, true));
+        ck_assert_int_eq(s.reads, 1);
+        ck_assert_int_eq(s.last, 'b');
+
+        polled_unregister(ctx, &s);
+        aio_context_unref(ctx);
+    }
+}
+END_TEST
+
 /* ---- parameter validation ---- */
 
 static void expect_error(Error *err, const char *needle)
@@ -886,6 +941,7 @@ int main(void)
     tcase_add_test(tc, test_adaptive_polling);
     tcase_add_test(tc, test_io_poll_without_poll_ready_is_ignored);
     tcase_add_test(tc, test_polling_off);
+    tcase_add_test(tc, test_nonblocking_poll_runs_io_poll_once);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("params");

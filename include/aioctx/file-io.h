@@ -147,11 +147,13 @@ AIOCTX_API BlockAIOCB *aio_file_fsync(AioContext *ctx, int fd, bool datasync,
                                       BlockCompletionFunc *cb, void *opaque);
 
 /*
- * Coroutine forms: submit to the calling thread's current context (see
- * qemu_get_current_aio_context()), yield until the request completes and
- * return its result: bytes transferred (0 for a flush) or -errno.  Return
- * -EINVAL at once when there is no current context or the arguments are
- * refused as above.  Coroutine only (abort with a message otherwise).
+ * The coroutine forms of aio_file_preadv(), aio_file_pwritev() and
+ * aio_file_fsync().  Each submits to the calling thread's current context
+ * (see qemu_get_current_aio_context()), yields until the request completes
+ * and returns its result: bytes transferred (0 for a flush) or -errno.
+ * Returns -EINVAL at once when there is no current context or the
+ * arguments are refused as above.  Coroutine only (aborts with a message
+ * otherwise).
  */
 AIOCTX_API ssize_t coroutine_fn aio_file_co_preadv(int fd, uint64_t offset,
                                                    const struct iovec *iov,

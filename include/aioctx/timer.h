@@ -245,7 +245,10 @@ AIOCTX_API bool timer_pending(QEMUTimer *ts);
  */
 AIOCTX_API bool timer_expired(QEMUTimer *ts, int64_t current_time);
 
-/* Deadline of ts in nanoseconds, or -1 when it is idle (or NULL). */
+/*
+ * Deadline of ts in nanoseconds, or -1 when it is idle (or NULL).  Any
+ * thread.
+ */
 AIOCTX_API int64_t timer_expire_time_ns(QEMUTimer *ts);
 
 /*
