@@ -13,9 +13,11 @@
  * started after the request must have run it by the time it returns, and
  * one that started before must not (a nested aio_poll() does).  Requests
  * made by one thread run in the order they were made.  Not promised, and
- * so not checked: the order of a request made while an earlier request of
- * the same BH may still be queued (cancelled, or also made by the other
- * thread), and when such a request runs.
+ * so not checked (see qemu_bh_schedule() in aio.h): the order of a
+ * request made while an earlier request of the same BH may still be
+ * queued (cancelled, or also made by the other thread), and when such a
+ * request runs; nor how often a BH runs while the helper thread schedules
+ * it without waiting (at most once more after the hand-off is joined).
  *
  * Timers (timer.h): a timer fires once per arming, never before its
  * deadline, and always as the earliest armed timer (deadline, then arming
@@ -27,7 +29,13 @@
  * aio_poll() level; a handler registered with data at the start of an
  * aio_poll() has run (or was removed or replaced) when it returns.
  *
- * aio_poll() returns true exactly when a callback ran inside it.
+ * aio_poll() returns true exactly when a callback ran inside it.  Before
+ * each top-level aio_poll(), aio_compute_timeout() is 0 exactly when a BH
+ * or an expired timer is due, and aio_pending() is true when anything is.
+ *
+ * The executor is deterministic for a given list of operations (the
+ * helper's unwaited one-shots aside, whose callbacks run no queued
+ * operations), so that a list can be shrunk and replayed.
  */
 #define _GNU_SOURCE /* pipe2 */
 #include <errno.h>
@@ -111,7 +119,6 @@ typedef struct Model {
     AioContext *ctx;
     const ModelConfig *cfg;
     ModelResult *res;
-    const ModelOp *ops;
     size_t top; /* index of the top-level op running */
 
     uint64_t frames_started;
@@ -1080,7 +1087,6 @@ int model_run(const ModelOp *ops, size_t n, const ModelConfig *cfg,
     M = m;
     M->cfg = cfg;
     M->res = res;
-    M->ops = ops;
     model_setup();
     for (size_t i = 0; i < n; i++) {
         M->top = i;
