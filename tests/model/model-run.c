@@ -190,13 +190,13 @@ static unsigned rnd(uint64_t *s, unsigned n)
 
 /* Weights of the kinds; the remote sync kinds come in bursts. */
 static const uint8_t op_weight[OP_KINDS] = {
-    [OP_BH_NEW] = 6,     [OP_BH_SCHED] = 16,  [OP_BH_CANCEL] = 5,
-    [OP_BH_DELETE] = 3,  [OP_ONESHOT] = 8,    [OP_TIMER_MOD] = 10,
-    [OP_TIMER_DEL] = 3,  [OP_CLOCK_STEP] = 6, [OP_FD_ADD] = 4,
-    [OP_FD_DEL] = 2,     [OP_FD_WRITE] = 8,   [OP_POLL] = 16,
-    [OP_POLL_BLOCK] = 3, [OP_R_SCHED] = 2,    [OP_R_CANCEL] = 1,
-    [OP_R_DELETE] = 1,   [OP_R_ONESHOT] = 1,  [OP_R_ASYNC] = 1,
-    [OP_R_JOIN] = 1,
+    [OP_BH_NEW] = 6,    [OP_BH_SCHED] = 16,        [OP_BH_CANCEL] = 5,
+    [OP_BH_DELETE] = 3, [OP_ONESHOT] = 8,          [OP_TIMER_MOD] = 10,
+    [OP_TIMER_DEL] = 3, [OP_TIMER_ANTICIPATE] = 4, [OP_CLOCK_STEP] = 6,
+    [OP_FD_ADD] = 4,    [OP_FD_DEL] = 2,           [OP_FD_WRITE] = 8,
+    [OP_POLL] = 16,     [OP_POLL_BLOCK] = 3,       [OP_R_SCHED] = 2,
+    [OP_R_CANCEL] = 1,  [OP_R_DELETE] = 1,         [OP_R_ONESHOT] = 1,
+    [OP_R_ASYNC] = 1,   [OP_R_JOIN] = 1,
 };
 
 static ModelOp gen_one(uint64_t *s, int kind, bool in_cb)
@@ -205,6 +205,7 @@ static ModelOp gen_one(uint64_t *s, int kind, bool in_cb)
 
     switch (kind) {
     case OP_TIMER_MOD:
+    case OP_TIMER_ANTICIPATE:
     case OP_TIMER_DEL:
         op.slot = rnd(s, MODEL_TIMERS);
         op.arg = (int8_t)((int)rnd(s, 46) - 5); /* -5 .. 40 ns from now */
@@ -930,6 +931,14 @@ static void exec_op(ModelOp op)
         M->deadline[t] = M->now + op.arg;
         M->arm_seq[t] = ++M->timer_seq;
         timer_mod_ns(&M->timer[t], M->t0 + M->deadline[t]);
+        break;
+    case OP_TIMER_ANTICIPATE:
+        /* Only ever earlier; moving it counts as arming. */
+        if (M->deadline[t] == TIMER_IDLE || M->now + op.arg < M->deadline[t]) {
+            M->deadline[t] = M->now + op.arg;
+            M->arm_seq[t] = ++M->timer_seq;
+        }
+        timer_mod_anticipate_ns(&M->timer[t], M->t0 + M->now + op.arg);
         break;
     case OP_TIMER_DEL:
         M->deadline[t] = TIMER_IDLE;

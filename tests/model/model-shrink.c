@@ -49,6 +49,7 @@ static const char *const op_names[OP_KINDS] = {
     [OP_ONESHOT] = "oneshot",
     [OP_TIMER_MOD] = "timer_mod",
     [OP_TIMER_DEL] = "timer_del",
+    [OP_TIMER_ANTICIPATE] = "timer_anticipate",
     [OP_CLOCK_STEP] = "clock_step",
     [OP_FD_ADD] = "fd_add",
     [OP_FD_DEL] = "fd_del",
