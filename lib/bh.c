@@ -331,6 +331,7 @@ static inline void bh_call(QEMUBH *bh)
     MemReentrancyGuard *guard = bh->guard; /* cb may free bh */
     bool was_engaged = false;
 
+    aio_stat_add(bh->ctx, bh_runs, 1);
     if (guard) {
         was_engaged = guard->engaged_in_io;
         guard->engaged_in_io = true;

@@ -325,7 +325,8 @@ void aio_handlers_destroy_ctx(AioContext *ctx)
 
 /* ---- dispatch ---- */
 
-static bool dispatch_handler(AioHandler *node)
+/* Run node's callbacks for what it is ready for; *calls counts them. */
+static bool dispatch_handler(AioHandler *node, unsigned *calls)
 {
     int revents = node->revents & (node->events | POLLNVAL);
     bool poll_ready = node->poll_ready;
@@ -338,17 +339,20 @@ static bool dispatch_handler(AioHandler *node)
         !aio_handler_deleted(node)) {
         node->in_poll_ready = true;
         node->poll_ready_runs++;
+        (*calls)++;
         node->io_poll_ready(node->opaque);
         node->in_poll_ready = false;
         return !node->is_notifier;
     }
     if ((revents & EVENTS_READ) && node->io_read &&
         !aio_handler_deleted(node)) {
+        (*calls)++;
         node->io_read(node->opaque);
         progress = !node->is_notifier;
     }
     if ((revents & EVENTS_WRITE) && node->io_write &&
         !aio_handler_deleted(node)) {
+        (*calls)++;
         node->io_write(node->opaque);
         progress = true;
     }
@@ -360,10 +364,14 @@ bool aio_dispatch_ready(AioContext *ctx, AioReadyList *ready)
     bool progress = false;
     AioHandler *node;
 
-    (void)ctx;
+    unsigned calls = 0;
+
     while ((node = ready->head)) {
         ready_list_remove(node);
-        progress |= dispatch_handler(node);
+        progress |= dispatch_handler(node, &calls);
+    }
+    if (calls) {
+        aio_stat_add(ctx, fd_dispatches, calls);
     }
     return progress;
 }

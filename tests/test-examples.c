@@ -245,6 +245,12 @@ START_TEST(test_echo_server)
     for (int i = 0; i < CLIENTS / 2; i++) {
         close(fds[i]);
     }
+    /* SIGUSR1: the loop metrics of every context, and it goes on. */
+    ck_assert_int_eq(kill(c.pid, SIGUSR1), 0);
+    child_expect(&c, "echo-server: stats main: iterations ");
+    if (strcmp(threads, "0") != 0) {
+        child_expect(&c, "echo-server: stats thread 0: iterations ");
+    }
     ck_assert_int_eq(kill(c.pid, echo_signals[_i]), 0);
     status = child_wait(&c);
     assert_exit_status(&c, status, 0);
@@ -259,6 +265,23 @@ START_TEST(test_echo_server)
     at = child_expect(&c, "echo-server: served ");
     ck_assert_int_eq(sscanf(at, "echo-server: served %lu", &served), 1);
     ck_assert_int_eq(served, CLIENTS);
+    /* At exit the metrics again: the serving context counted its work. */
+    at = strstr(c.out, "echo-server: stats ");
+    ck_assert_ptr_nonnull(at);
+    at = strstr(at + 1, strcmp(threads, "0") ? "echo-server: stats thread 0:"
+                                            : "echo-server: stats main:");
+    ck_assert_ptr_nonnull(at);
+    {
+        unsigned long fd_calls = 0;
+        const char *f = strstr(at, "fd callbacks ");
+
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_eq(sscanf(f, "fd callbacks %lu", &fd_calls), 1);
+        /* At least one accept and one read per client on one thread. */
+        if (strcmp(threads, "2") != 0) {
+            ck_assert_uint_ge(fd_calls, 2 * CLIENTS);
+        }
+    }
     if (strcmp(threads, "2") == 0) {
         child_expect(&c, "(engine ");
         child_expect(&c, "2 IOThreads)");
