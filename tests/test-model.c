@@ -171,7 +171,7 @@ static bool has_kind(const ModelOp *ops, size_t n, int kind)
  */
 START_TEST(test_model_shrinks_planted_bug)
 {
-    enum { N = 20000 };
+    enum { N = 5000 };
     ModelConfig planted = { .plant_bug = true }, honest = { 0 };
     ModelOp *ops = malloc(N * sizeof(*ops)), *back;
     char path[] = "/tmp/aioctx-model-XXXXXX";

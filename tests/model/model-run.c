@@ -13,9 +13,11 @@
  * started after the request must have run it by the time it returns, and
  * one that started before must not (a nested aio_poll() does).  Requests
  * made by one thread run in the order they were made.  Not promised, and
- * so not checked: the order of a request made while an earlier request of
- * the same BH may still be queued (cancelled, or also made by the other
- * thread), and when such a request runs.
+ * so not checked (see qemu_bh_schedule() in aio.h): the order of a
+ * request made while an earlier request of the same BH may still be
+ * queued (cancelled, or also made by the other thread), and when such a
+ * request runs; nor how often a BH runs while the helper thread schedules
+ * it without waiting (at most once more after the hand-off is joined).
  *
  * Timers (timer.h): a timer fires once per arming, never before its
  * deadline, and always as the earliest armed timer (deadline, then arming
@@ -27,7 +29,13 @@
  * aio_poll() level; a handler registered with data at the start of an
  * aio_poll() has run (or was removed or replaced) when it returns.
  *
- * aio_poll() returns true exactly when a callback ran inside it.
+ * aio_poll() returns true exactly when a callback ran inside it.  Before
+ * each top-level aio_poll(), aio_compute_timeout() is 0 exactly when a BH
+ * or an expired timer is due, and aio_pending() is true when anything is.
+ *
+ * The executor is deterministic for a given list of operations (the
+ * helper's unwaited one-shots aside, whose callbacks run no queued
+ * operations), so that a list can be shrunk and replayed.
  */
 #define _GNU_SOURCE /* pipe2 */
 #include <errno.h>
@@ -111,7 +119,6 @@ typedef struct Model {
     AioContext *ctx;
     const ModelConfig *cfg;
     ModelResult *res;
-    const ModelOp *ops;
     size_t top; /* index of the top-level op running */
 
     uint64_t frames_started;
@@ -183,13 +190,13 @@ static unsigned rnd(uint64_t *s, unsigned n)
 
 /* Weights of the kinds; the remote sync kinds come in bursts. */
 static const uint8_t op_weight[OP_KINDS] = {
-    [OP_BH_NEW] = 6,     [OP_BH_SCHED] = 16,  [OP_BH_CANCEL] = 5,
-    [OP_BH_DELETE] = 3,  [OP_ONESHOT] = 8,    [OP_TIMER_MOD] = 10,
-    [OP_TIMER_DEL] = 3,  [OP_CLOCK_STEP] = 6, [OP_FD_ADD] = 4,
-    [OP_FD_DEL] = 2,     [OP_FD_WRITE] = 8,   [OP_POLL] = 16,
-    [OP_POLL_BLOCK] = 3, [OP_R_SCHED] = 2,    [OP_R_CANCEL] = 1,
-    [OP_R_DELETE] = 1,   [OP_R_ONESHOT] = 1,  [OP_R_ASYNC] = 1,
-    [OP_R_JOIN] = 1,
+    [OP_BH_NEW] = 6,    [OP_BH_SCHED] = 16,        [OP_BH_CANCEL] = 5,
+    [OP_BH_DELETE] = 3, [OP_ONESHOT] = 8,          [OP_TIMER_MOD] = 10,
+    [OP_TIMER_DEL] = 3, [OP_TIMER_ANTICIPATE] = 4, [OP_CLOCK_STEP] = 6,
+    [OP_FD_ADD] = 4,    [OP_FD_DEL] = 2,           [OP_FD_WRITE] = 8,
+    [OP_POLL] = 16,     [OP_POLL_BLOCK] = 3,       [OP_R_SCHED] = 2,
+    [OP_R_CANCEL] = 1,  [OP_R_DELETE] = 1,         [OP_R_ONESHOT] = 1,
+    [OP_R_ASYNC] = 1,   [OP_R_JOIN] = 1,
 };
 
 static ModelOp gen_one(uint64_t *s, int kind, bool in_cb)
@@ -198,6 +205,7 @@ static ModelOp gen_one(uint64_t *s, int kind, bool in_cb)
 
     switch (kind) {
     case OP_TIMER_MOD:
+    case OP_TIMER_ANTICIPATE:
     case OP_TIMER_DEL:
         op.slot = rnd(s, MODEL_TIMERS);
         op.arg = (int8_t)((int)rnd(s, 46) - 5); /* -5 .. 40 ns from now */
@@ -924,6 +932,14 @@ static void exec_op(ModelOp op)
         M->arm_seq[t] = ++M->timer_seq;
         timer_mod_ns(&M->timer[t], M->t0 + M->deadline[t]);
         break;
+    case OP_TIMER_ANTICIPATE:
+        /* Only ever earlier; moving it counts as arming. */
+        if (M->deadline[t] == TIMER_IDLE || M->now + op.arg < M->deadline[t]) {
+            M->deadline[t] = M->now + op.arg;
+            M->arm_seq[t] = ++M->timer_seq;
+        }
+        timer_mod_anticipate_ns(&M->timer[t], M->t0 + M->now + op.arg);
+        break;
     case OP_TIMER_DEL:
         M->deadline[t] = TIMER_IDLE;
         timer_del(&M->timer[t]);
@@ -1080,7 +1096,6 @@ int model_run(const ModelOp *ops, size_t n, const ModelConfig *cfg,
     M = m;
     M->cfg = cfg;
     M->res = res;
-    M->ops = ops;
     model_setup();
     for (size_t i = 0; i < n; i++) {
         M->top = i;

@@ -21,18 +21,19 @@
 #define MODEL_MAX_DEPTH 4
 
 typedef enum {
-    OP_BH_NEW,     /* aio_bh_new() into an empty slot */
-    OP_BH_SCHED,   /* qemu_bh_schedule() */
-    OP_BH_CANCEL,  /* qemu_bh_cancel() */
-    OP_BH_DELETE,  /* qemu_bh_delete(), the slot becomes empty */
-    OP_ONESHOT,    /* aio_bh_schedule_oneshot() with a fresh id */
-    OP_TIMER_MOD,  /* timer_mod_ns(now + arg) on the virtual clock */
-    OP_TIMER_DEL,  /* timer_del() */
-    OP_CLOCK_STEP, /* qemu_clock_advance_virtual_time(now + arg) */
-    OP_FD_ADD,     /* aio_set_fd_handler() (replaces one that is there) */
-    OP_FD_DEL,     /* aio_set_fd_handler(NULL...) */
-    OP_FD_WRITE,   /* write one byte into the pipe */
-    OP_POLL,       /* aio_poll(ctx, false); nested inside a callback */
+    OP_BH_NEW,           /* aio_bh_new() into an empty slot */
+    OP_BH_SCHED,         /* qemu_bh_schedule() */
+    OP_BH_CANCEL,        /* qemu_bh_cancel() */
+    OP_BH_DELETE,        /* qemu_bh_delete(), the slot becomes empty */
+    OP_ONESHOT,          /* aio_bh_schedule_oneshot() with a fresh id */
+    OP_TIMER_MOD,        /* timer_mod_ns(now + arg) on the virtual clock */
+    OP_TIMER_DEL,        /* timer_del() */
+    OP_TIMER_ANTICIPATE, /* timer_mod_anticipate_ns(now + arg) */
+    OP_CLOCK_STEP,       /* qemu_clock_advance_virtual_time(now + arg) */
+    OP_FD_ADD,           /* aio_set_fd_handler() (replaces one that is there) */
+    OP_FD_DEL,           /* aio_set_fd_handler(NULL...) */
+    OP_FD_WRITE,         /* write one byte into the pipe */
+    OP_POLL,             /* aio_poll(ctx, false); nested inside a callback */
     OP_POLL_BLOCK, /* aio_poll(ctx, true) when the model knows work is due */
     OP_R_SCHED,    /* the helper thread: qemu_bh_schedule(), waited for */
     OP_R_CANCEL,   /* the helper thread: qemu_bh_cancel(), waited for */
