@@ -43,14 +43,6 @@
 
 /* ---- helpers ---- */
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static uint64_t rnd(uint64_t *s)
 {
     /* xorshift64* */
@@ -92,18 +84,6 @@ static const char *current_engine(void)
     const char *e = getenv("AIOCTX_ENGINE");
 
     return e && *e ? e : "auto";
-}
-
-/* Poll until *pending drops to zero (bounded). */
-static void poll_until_zero(AioContext *ctx, int *pending)
-{
-    int64_t give_up = now_ns() + GIVE_UP_NS;
-
-    while (*pending > 0) {
-        ck_assert_msg(now_ns() < give_up, "timed out, %d requests pending",
-                      *pending);
-        aio_poll(ctx, true);
-    }
 }
 
 /* ---- the test file ---- */
@@ -314,7 +294,7 @@ static void random_reads(AioContext *ctx, TFile *f, bool direct, int nops,
                                                   op->off, op->iov,
                                                   op->iovcnt, op_cb, op));
         }
-        poll_until_zero(ctx, &pending);
+        test_poll_until_zero(ctx, &pending);
         for (int i = 0; i < n; i++) {
             Op *op = &ops[i];
             size_t want = read_expect(f, op->off, op->len);
@@ -382,7 +362,7 @@ static void random_writes(AioContext *ctx, TFile *f, bool direct, int rounds,
             ck_assert_ptr_nonnull(aio_file_fsync(ctx, direct ? f->dfd : f->fd,
                                                  r % 2, op_cb, &ops[qd]));
         }
-        poll_until_zero(ctx, &pending);
+        test_poll_until_zero(ctx, &pending);
         for (int i = 0; i < qd; i++) {
             Op *op = &ops[i];
 
@@ -516,7 +496,7 @@ START_TEST(test_fds_and_files_overflow_cq)
     uint8_t *bufs = malloc((size_t)NREADS * 512);
     struct rlimit rl;
     int pending = 0, got = 0;
-    int64_t give_up = now_ns() + GIVE_UP_NS;
+    int64_t give_up = test_now_ns() + GIVE_UP_NS;
     TFile f;
 
     ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
@@ -546,7 +526,7 @@ START_TEST(test_fds_and_files_overflow_cq)
                                               ops[i].iov, 1, op_cb, &ops[i]));
     }
     while (pending > 0 || got < NPAIRS) {
-        ck_assert_msg(now_ns() < give_up, "%d reads pending, %d fds read",
+        ck_assert_msg(test_now_ns() < give_up, "%d reads pending, %d fds read",
                       pending, got);
         aio_poll(ctx, true);
         got = 0;
@@ -585,7 +565,7 @@ static int one_read(AioContext *ctx, int fd, uint64_t off,
 
     ck_assert_ptr_nonnull(aio_file_preadv(ctx, fd, off, iov, iovcnt, op_cb,
                                           &op));
-    poll_until_zero(ctx, &pending);
+    test_poll_until_zero(ctx, &pending);
     ck_assert_int_eq(op.calls, 1);
     return op.ret;
 }
@@ -598,7 +578,7 @@ static int one_write(AioContext *ctx, int fd, uint64_t off,
 
     ck_assert_ptr_nonnull(aio_file_pwritev(ctx, fd, off, iov, iovcnt, op_cb,
                                            &op));
-    poll_until_zero(ctx, &pending);
+    test_poll_until_zero(ctx, &pending);
     ck_assert_int_eq(op.calls, 1);
     return op.ret;
 }
@@ -609,7 +589,7 @@ static int one_fsync(AioContext *ctx, int fd, bool datasync)
     Op op = { .pending = &pending };
 
     ck_assert_ptr_nonnull(aio_file_fsync(ctx, fd, datasync, op_cb, &op));
-    poll_until_zero(ctx, &pending);
+    test_poll_until_zero(ctx, &pending);
     ck_assert_int_eq(op.calls, 1);
     return op.ret;
 }
@@ -762,11 +742,11 @@ typedef struct Nest {
 static void nest_outer_cb(void *opaque, int ret)
 {
     Nest *n = opaque;
-    int64_t give_up = now_ns() + GIVE_UP_NS;
+    int64_t give_up = test_now_ns() + GIVE_UP_NS;
 
     ck_assert_int_gt(ret, 0);
     /* Wait, inside this callback, for the other request. */
-    while (n->inner.calls == 0 && now_ns() < give_up) {
+    while (n->inner.calls == 0 && test_now_ns() < give_up) {
         aio_poll(n->ctx, true);
     }
     n->inner_seen_inside = n->inner.calls == 1;
@@ -789,7 +769,7 @@ START_TEST(test_nested_poll_in_callback)
                                               nest_outer_cb, &n));
         ck_assert_ptr_nonnull(aio_file_preadv(ctx, f.fd, 4096, &ib, 1, op_cb,
                                               &n.inner));
-        poll_until_zero(ctx, &n.pending);
+        test_poll_until_zero(ctx, &n.pending);
         ck_assert(n.inner_seen_inside);
         ck_assert_int_eq(n.inner.ret, 512);
         ck_assert(memcmp(b, f.shadow + 4096, 512) == 0);
@@ -813,7 +793,7 @@ static int plug_fn(void *opaque)
     Plug *p = opaque;
 
     while (!__atomic_load_n(&p->released, __ATOMIC_ACQUIRE)) {
-        usleep(1000);
+        test_sleep_us(1000);
     }
     return 0;
 }
@@ -888,9 +868,9 @@ START_TEST(test_cancel)
     ck_assert_int_eq(pthread_create(&th, NULL, cancel_thread, acbs), 0);
     pthread_join(th, NULL);
     __atomic_store_n(&plug.released, 1, __ATOMIC_RELEASE);
-    poll_until_zero(ctx, &pending);
+    test_poll_until_zero(ctx, &pending);
     if (pooled) {
-        poll_until_zero(ctx, &plug_pending);
+        test_poll_until_zero(ctx, &plug_pending);
     }
     for (int i = 0; i < NCANCEL; i++) {
         Op *op = &ops[i];
@@ -946,7 +926,7 @@ START_TEST(test_cancel_sync)
             ck_assert_int_eq(ops[i].calls, 1);
         }
     }
-    poll_until_zero(ctx, &pending);
+    test_poll_until_zero(ctx, &pending);
     for (int i = 0; i < 40; i++) {
         ck_assert_int_eq(ops[i].calls, 1);
         ck_assert(ops[i].ret == -ECANCELED || ops[i].ret == 4096);
@@ -1073,7 +1053,7 @@ START_TEST(test_page_cache_read_without_worker)
     ck_assert_ptr_nonnull(aio_file_preadv(ctx, f.fd, 5000, &iov, 1, op_cb,
                                           &op));
     ck_assert_int_eq(op.calls, 0); /* never inside the submitting call */
-    poll_until_zero(ctx, &pending);
+    test_poll_until_zero(ctx, &pending);
     ck_assert_int_eq(op.calls, 1);
     ck_assert_int_eq(op.ret, (int)sizeof(buf));
     ck_assert(pthread_equal(op.thread, pthread_self()));
@@ -1153,10 +1133,10 @@ static void handover_bh(void *opaque)
 static void *handover_first(void *opaque)
 {
     Handover *h = opaque;
-    int64_t give_up = now_ns() + GIVE_UP_NS;
+    int64_t give_up = test_now_ns() + GIVE_UP_NS;
 
     ck_assert_int_eq(write(h->pipe_fds[1], "x", 1), 1);
-    while (h->reads < 1 && now_ns() < give_up) {
+    while (h->reads < 1 && test_now_ns() < give_up) {
         aio_poll(h->ctx, true);
     }
     handover_submit(h, 77);
@@ -1187,7 +1167,7 @@ START_TEST(test_polling_thread_changes)
     ck_assert_int_eq(pthread_join(t, NULL), 0);
     ck_assert_int_eq(h.reads, 1);
 
-    poll_until_zero(h.ctx, &h.pending);
+    test_poll_until_zero(h.ctx, &h.pending);
     handover_check(&h, &t);
 
     ck_assert_int_eq(write(h.pipe_fds[1], "y", 1), 1);
@@ -1199,7 +1179,7 @@ START_TEST(test_polling_thread_changes)
     aio_poll(h.ctx, true);
     ck_assert_int_eq(bh_runs, 1);
     handover_submit(&h, 78);
-    poll_until_zero(h.ctx, &h.pending);
+    test_poll_until_zero(h.ctx, &h.pending);
     handover_check(&h, NULL);
 
     aio_set_fd_handler(h.ctx, h.pipe_fds[0], NULL, NULL, NULL, NULL, NULL);
@@ -1216,11 +1196,8 @@ static bool foreign_turn(AioContext *ctx, int fd)
     struct pollfd pfd = { .fd = fd, .events = POLLIN };
     int64_t ns = aio_prepare(ctx) ? 0 : aio_compute_timeout(ctx);
     int ms = ns < 0 ? 10000 : (int)((ns + 999999) / 1000000);
-    int ret;
+    int ret = test_poll(&pfd, 1, ms);
 
-    do {
-        ret = poll(&pfd, 1, ms);
-    } while (ret < 0 && errno == EINTR);
     aio_dispatch(ctx);
     return ret > 0 || ms == 0;
 }
@@ -1276,7 +1253,6 @@ START_TEST(test_pollfd_completed_in_prepare)
     struct pollfd pfd = { .fd = fd, .events = POLLIN };
     Op op = { .pending = &pending, .len = BLK, .off = 3 * BLK };
     TFile f;
-    int ret;
 
     tfile_open(&f, FSIZE, false, 23);
     op.buf = alloc_aligned(op.len);
@@ -1285,13 +1261,10 @@ START_TEST(test_pollfd_completed_in_prepare)
     ck_assert_ptr_nonnull(
         aio_file_preadv(ctx, f.fd, op.off, op.iov, 1, op_cb, &op));
     if (!aio_prepare(ctx)) {
-        do {
-            ret = poll(&pfd, 1, 5000);
-        } while (ret < 0 && errno == EINTR);
-        ck_assert_int_eq(ret, 1);
+        ck_assert_int_eq(test_poll(&pfd, 1, 5000), 1);
     }
     aio_dispatch(ctx);
-    poll_until_zero(ctx, &pending);
+    test_poll_until_zero(ctx, &pending);
     ck_assert_int_eq(op.calls, 1);
     ck_assert_int_eq(op.ret, BLK);
     ck_assert_mem_eq(op.buf, f.shadow + op.off, op.len);
@@ -1347,12 +1320,12 @@ static void coroutine_fn co_no_context_body(void *opaque)
 static void run_coroutine(AioContext *ctx, CoroutineEntry *entry,
                           CoCase *c)
 {
-    int64_t give_up = now_ns() + GIVE_UP_NS;
+    int64_t give_up = test_now_ns() + GIVE_UP_NS;
 
     c->done = false;
     qemu_coroutine_enter(qemu_coroutine_create(entry, c));
     while (!c->done) {
-        ck_assert(now_ns() < give_up);
+        ck_assert(test_now_ns() < give_up);
         aio_poll(ctx, true);
     }
 }
@@ -1472,7 +1445,7 @@ static void raw_case(RawSubmit *submit, bool linux_aio)
     const char *name = linux_aio ? "linux-aio" : "io_uring";
     RawCase r[16];
     int running = 16;
-    int64_t give_up = now_ns() + GIVE_UP_NS;
+    int64_t give_up = test_now_ns() + GIVE_UP_NS;
     Error *err = NULL;
     void *state;
     TFile f;
@@ -1509,7 +1482,7 @@ static void raw_case(RawSubmit *submit, bool linux_aio)
         qemu_coroutine_enter(qemu_coroutine_create(raw_body, &r[i]));
     }
     while (running > 0) {
-        ck_assert(now_ns() < give_up);
+        ck_assert(test_now_ns() < give_up);
         aio_poll(ctx, true);
     }
     tfile_verify(&f);
@@ -1578,7 +1551,7 @@ static void rerun_suite_filtered(int nr, int err, int arg, uint32_t above,
         execl("/proc/self/exe", "test-file-io", (char *)NULL);
         _exit(127);
     }
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_int_eq(test_waitpid(pid, &status, 0), pid);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
                   "the suite under the filter failed (status %#x)", status);
 }
@@ -1682,7 +1655,7 @@ START_TEST(test_io_submit_always_eagain)
     if (pid == 0) {
         _exit(always_eagain_child());
     }
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_int_eq(test_waitpid(pid, &status, 0), pid);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
                   "child status %#x", status);
 }
@@ -1701,20 +1674,6 @@ END_TEST
 static void count_bh(void *opaque)
 {
     (*(int *)opaque)++;
-}
-
-/* Poll ctx until *pending is zero; false when that takes too long. */
-static bool child_poll_until_zero(AioContext *ctx, int *pending)
-{
-    int64_t give_up = now_ns() + GIVE_UP_NS;
-
-    while (*pending > 0) {
-        if (now_ns() >= give_up) {
-            return false;
-        }
-        aio_poll(ctx, true);
-    }
-    return true;
 }
 
 /* err is set, says EAGAIN, and its message contains who and the cause. */
@@ -1752,7 +1711,7 @@ static int child_one_op(AioContext *ctx, bool write, int fd,
     } else {
         acb = aio_file_preadv(ctx, fd, 0, iov, iovcnt, op_cb, &op);
     }
-    if (!acb || !child_poll_until_zero(ctx, &pending) || op.calls != 1 ||
+    if (!acb || !test_poll_until_zero_within(ctx, &pending, GIVE_UP_NS) || op.calls != 1 ||
         !pthread_equal(op.thread, pthread_self())) {
         return INT_MIN;
     }
@@ -1907,7 +1866,7 @@ START_TEST(test_io_setup_eagain)
         /* exit(), not _exit(): LeakSanitizer checks the child too. */
         exit(io_setup_eagain_child());
     }
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_int_eq(test_waitpid(pid, &status, 0), pid);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
                   "child status %#x", status);
 }

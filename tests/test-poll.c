@@ -16,11 +16,6 @@
 
 #define MS 1000000LL
 
-static void make_pipe(int fds[2])
-{
-    ck_assert_int_eq(pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
-}
-
 static void close_pair(int fds[2])
 {
     close(fds[0]);
@@ -232,9 +227,9 @@ static void check_sleeps(int64_t poll_max_ns)
     test_consume_notify(ctx);
     pthread_create(&th, NULL, sleeper_thread, &s);
     /* Nothing is registered: the poller must be asleep, not spinning. */
-    usleep(50000);
+    test_sleep_us(50000);
     ck_assert_int_eq(__atomic_load_n(&s.returns, __ATOMIC_SEQ_CST), 0);
-    usleep(50000);
+    test_sleep_us(50000);
     ck_assert_int_eq(__atomic_load_n(&s.returns, __ATOMIC_SEQ_CST), 0);
 
     aio_bh_schedule_oneshot(ctx, sleeper_stop_cb, &s);
@@ -560,7 +555,7 @@ START_TEST(test_prepare_pending_dispatch)
     put(s.p[1], "f");
     aio_prepare(ctx);
     pfd = (struct pollfd){ .fd = s.p[0], .events = POLLIN };
-    ck_assert_int_eq(poll(&pfd, 1, 5000), 1);
+    ck_assert_int_eq(test_poll(&pfd, 1, 5000), 1);
     ck_assert(aio_pending(ctx));
     ck_assert(aio_pending(ctx)); /* asking does not consume */
     ck_assert_int_eq(s.reads, 0);
@@ -621,7 +616,7 @@ static void *foreign_feeder(void *opaque)
 
     for (int i = 0; i < f->total; i++) {
         while (__atomic_load_n(&f->done, __ATOMIC_SEQ_CST) < i) {
-            usleep(100);
+            test_sleep_us(100);
         }
         if (i % 2) {
             aio_bh_schedule_oneshot(f->ctx, foreign_bh_cb, f);
@@ -676,7 +671,7 @@ START_TEST(test_foreign_loop_cross_thread)
             continue;
         }
         /* The loop knows only its pipe; BHs show up in aio_prepare. */
-        poll(&pfd, 1, 1);
+        test_poll(&pfd, 1, 1);
         if (aio_pending(ctx)) {
             pending++;
         }
@@ -716,7 +711,7 @@ static void *storm_thread(void *opaque)
 
     while (!__atomic_load_n(&st->stop, __ATOMIC_ACQUIRE)) {
         pthread_kill(st->target, SIGUSR1);
-        usleep(200);
+        test_sleep_us(200);
         if (st->late_bh && qemu_clock_get_ns(QEMU_CLOCK_REALTIME) - start >=
                                st->late_ms * MS) {
             qemu_bh_schedule(st->late_bh);
