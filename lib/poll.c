@@ -158,6 +158,16 @@ static bool wait_on_engine(AioContext *ctx, AioReadyList *ready,
     }
     for (;;) {
         n = ctx->engine->wait(ctx, ready, timeout);
+        /*
+         * Only the notifier, yet nothing notified: the eventfd write of an
+         * aio_notify() that was already accepted (it raced with a wake-up
+         * by a signal, say).  Clear it and wait on.
+         */
+        if (n == 1 && timeout != 0 && aio_ready_list_only_notifier(ready) &&
+            !wake_pending(ctx)) {
+            aio_dispatch_ready(ctx, ready);
+            n = 0;
+        }
         if (n != 0 || ready->head || timeout == 0 || wake_pending(ctx)) {
             break;
         }
