@@ -135,8 +135,7 @@ static inline ssize_t test_recv(int fd, void *buf, size_t len, int flags)
 }
 
 /* send(2) retried after EINTR. */
-static inline ssize_t test_send(int fd, const void *buf, size_t len,
-                                int flags)
+static inline ssize_t test_send(int fd, const void *buf, size_t len, int flags)
 {
     ssize_t n;
 
@@ -151,8 +150,7 @@ static inline ssize_t test_send(int fd, const void *buf, size_t len,
  * interrupted connect goes on in the background, so wait for it to finish
  * and take its result.  Returns 0, or -1 with errno set.
  */
-static inline int test_connect(int fd, const struct sockaddr *sa,
-                               socklen_t len)
+static inline int test_connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
     socklen_t elen = sizeof(int);
     int err = 0;
@@ -183,10 +181,9 @@ static inline void make_pipe(int fds[2])
 /* A non-blocking close-on-exec AF_UNIX stream pair. */
 static inline void make_socketpair(int sv[2])
 {
-    ck_assert_int_eq(socketpair(AF_UNIX,
-                                SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
-                                sv),
-                     0);
+    ck_assert_int_eq(
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv),
+        0);
 }
 
 #endif /* AIOCTX_TEST_SYS_H */
