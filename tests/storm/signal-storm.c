@@ -39,17 +39,16 @@ static bool storm_on;
 static bool timer_armed;
 static timer_t storm_timer;
 static long storm_period_ns;
-static volatile sig_atomic_t storm_hits;
 
 static int storm_signo(void)
 {
     return SIGRTMAX - 3;
 }
 
+/* Nothing to do: being there is what interrupts the blocking calls. */
 static void storm_handler(int signo)
 {
     (void)signo;
-    storm_hits = storm_hits + 1; /* nothing else: errno is untouched */
 }
 
 static void storm_mask(int how)
@@ -149,19 +148,29 @@ static void storm_after_exec(const sigset_t *old)
     errno = saved;
 }
 
-typedef int (*ExecveFn)(const char *, char *const[], char *const[]);
-typedef int (*ExecvpeFn)(const char *, char *const[], char *const[]);
+typedef int (*ExecFn)(const char *, char *const[], char *const[]);
 
-int execve(const char *path, char *const argv[], char *const envp[])
+/* The next definition of name (execve or execvpe), storm off around it. */
+static int storm_exec(const char *name, const char *file, char *const argv[],
+                      char *const envp[])
 {
-    ExecveFn real = (ExecveFn)dlsym(RTLD_NEXT, "execve");
+    ExecFn real = (ExecFn)dlsym(RTLD_NEXT, name);
     sigset_t old;
     int ret;
 
+    if (!real) {
+        errno = ENOSYS;
+        return -1;
+    }
     storm_before_exec(&old);
-    ret = real(path, argv, envp);
+    ret = real(file, argv, envp);
     storm_after_exec(&old);
     return ret;
+}
+
+int execve(const char *path, char *const argv[], char *const envp[])
+{
+    return storm_exec("execve", path, argv, envp);
 }
 
 int execv(const char *path, char *const argv[])
@@ -171,14 +180,7 @@ int execv(const char *path, char *const argv[])
 
 int execvpe(const char *file, char *const argv[], char *const envp[])
 {
-    ExecvpeFn real = (ExecvpeFn)dlsym(RTLD_NEXT, "execvpe");
-    sigset_t old;
-    int ret;
-
-    storm_before_exec(&old);
-    ret = real(file, argv, envp);
-    storm_after_exec(&old);
-    return ret;
+    return storm_exec("execvpe", file, argv, envp);
 }
 
 int execvp(const char *file, char *const argv[])
@@ -186,56 +188,43 @@ int execvp(const char *file, char *const argv[])
     return execvpe(file, argv, environ);
 }
 
-/* Collects execl()'s arguments after arg0 into argv; false if too many. */
-static bool storm_collect(char **argv, const char *arg0, va_list ap)
+/* execl() and execlp(): the arguments after arg into an array. */
+static int storm_execl(const char *name, const char *file, const char *arg,
+                       va_list ap)
 {
+    char *argv[STORM_MAX_ARGS + 1];
     int n = 0;
 
-    argv[n++] = (char *)arg0;
-    while (arg0) {
+    argv[n++] = (char *)arg;
+    while (arg) {
         if (n == STORM_MAX_ARGS) {
-            return false;
+            errno = E2BIG;
+            return -1;
         }
-        arg0 = va_arg(ap, const char *);
-        argv[n++] = (char *)arg0;
+        arg = va_arg(ap, const char *);
+        argv[n++] = (char *)arg;
     }
-    return true;
+    return storm_exec(name, file, argv, environ);
 }
 
 int execl(const char *path, const char *arg, ...)
 {
-    char *argv[STORM_MAX_ARGS + 1];
     va_list ap;
-    bool ok;
+    int ret;
 
     va_start(ap, arg);
-    ok = storm_collect(argv, arg, ap);
+    ret = storm_execl("execve", path, arg, ap);
     va_end(ap);
-    if (!ok) {
-        errno = E2BIG;
-        return -1;
-    }
-    return execve(path, argv, environ);
+    return ret;
 }
 
 int execlp(const char *file, const char *arg, ...)
 {
-    char *argv[STORM_MAX_ARGS + 1];
     va_list ap;
-    bool ok;
+    int ret;
 
     va_start(ap, arg);
-    ok = storm_collect(argv, arg, ap);
+    ret = storm_execl("execvpe", file, arg, ap);
     va_end(ap);
-    if (!ok) {
-        errno = E2BIG;
-        return -1;
-    }
-    return execvpe(file, argv, environ);
-}
-
-/* For the self-test: how many storm signals this process has taken. */
-long aioctx_storm_hits(void)
-{
-    return storm_hits;
+    return ret;
 }
