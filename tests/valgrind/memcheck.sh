@@ -11,10 +11,12 @@
 # Suites left out, and why:
 #   test-engine, test-file-io-seccomp  install seccomp filters, which
 #                                      valgrind does not implement (ENOSYS);
-#   test-coroutine                     a guard-page test overflows a stack on
-#                                      purpose, and its deep chains of stack
-#                                      switches are beyond what memcheck
-#                                      follows without stack registration;
+#   test-coroutine                     its 25,000 live coroutines (an mmap
+#                                      and a guard page each) overflow
+#                                      valgrind's segment table (FATAL:
+#                                      VG_N_SEGMENTS is too low); coroutines
+#                                      run under memcheck in test-co-sync,
+#                                      test-co-io and test-file-io-co;
 #   test-examples, test-httpd,         run other programs (exec): their own
 #   test-aio-copy                      suites, not ours;
 #   test-thread-pool, test-iothread,   thread-heavy and timing-bound: 25 to 90 s
