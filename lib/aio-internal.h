@@ -15,13 +15,9 @@
 
 #include "aioctx/aio.h"
 #include "engine.h"
-#include "lockcnt.h"
-
-/* Relaxed and ordered atomic accessors, spelled once. */
-#define aio_load(p) __atomic_load_n((p), __ATOMIC_RELAXED)
-#define aio_load_acquire(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define aio_store(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
-#define aio_store_release(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#include "util/atomic.h"
+#include "util/lockcnt.h"
+#include "util/now.h"
 
 /* ---- fd handlers (handlers.c) ---- */
 
@@ -51,9 +47,6 @@ struct AioHandler {
     alignas(max_align_t) unsigned char engine_priv[];
 };
 
-struct AioReadyList {
-    AioHandler *head;
-};
 
 /* ---- bottom halves (bh.c) ---- */
 
@@ -105,6 +98,8 @@ struct AioContext {
 
     /* The context's own notifier, written by aio_notify(). */
     EventNotifier notifier;
+    /* Engine waits that failed in a row (poll.c); home thread. */
+    unsigned wait_failures;
 
     /* fd handlers. */
     AioLockCnt list_lock;
@@ -282,8 +277,6 @@ void aio_handlers_destroy_ctx(AioContext *ctx);
 bool aio_dispatch_ready(AioContext *ctx, AioReadyList *ready);
 /* True when the context's own notifier is the only node in ready. */
 bool aio_ready_list_only_notifier(const AioReadyList *ready);
-/* Empty a ready list without dispatching it. */
-void aio_ready_list_clear(AioReadyList *ready);
 /* Free handlers marked deleted if the caller is the only walker. */
 void aio_free_deleted_handlers(AioContext *ctx);
 /*
@@ -299,14 +292,5 @@ bool aio_poll_set_started(AioContext *ctx, AioReadyList *ready, bool started,
  */
 bool aio_run_poll_handlers_once(AioContext *ctx, AioReadyList *ready,
                                 bool *any_ready);
-
-/* time helper */
-static inline int64_t aio_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 #endif /* AIOCTX_AIO_INTERNAL_H */

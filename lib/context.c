@@ -66,6 +66,12 @@ static const AioEngineOps *engine_choose(const char *name, Error **errp)
     int ret;
 
     ops = aio_engine_find(name);
+    if (!ops && aio_engine_left_out(name)) {
+        error_setg_errno(errp, ENOTSUP,
+                         "engine '%s' was left out of this build of "
+                         "libaioctx (built: %s)", name, aio_engine_names());
+        return NULL;
+    }
     if (!ops) {
         error_setg(errp, "unknown engine '%s' (known: auto, %s)", name,
                    aio_engine_names());
@@ -254,6 +260,31 @@ AIOCTX_API bool aio_engine_available(const char *name)
 void *aio_engine_priv(AioContext *ctx)
 {
     return ctx->engine_priv;
+}
+
+int64_t aio_engine_max_batch(AioContext *ctx)
+{
+    return aio_load(&ctx->aio_max_batch);
+}
+
+void aio_engine_lock(AioContext *ctx)
+{
+    lockcnt_lock(&ctx->list_lock);
+}
+
+void aio_engine_unlock(AioContext *ctx)
+{
+    lockcnt_unlock(&ctx->list_lock);
+}
+
+void aio_engine_visit_begin(AioContext *ctx)
+{
+    lockcnt_inc(&ctx->list_lock);
+}
+
+void aio_engine_visit_end(AioContext *ctx)
+{
+    lockcnt_dec(&ctx->list_lock);
 }
 
 /* ---- ownership and the current context ---- */

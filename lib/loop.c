@@ -62,9 +62,11 @@ AIOCTX_API void aio_context_stop(AioContext *ctx)
 
 AIOCTX_API int aio_context_get_pollfd(AioContext *ctx)
 {
+    if (!ctx) {
+        return -EINVAL;
+    }
     if (!ctx->engine->pollfd) {
-        errno = ENOTSUP;
-        return -1;
+        return -ENOTSUP;
     }
     return ctx->engine->pollfd(ctx);
 }

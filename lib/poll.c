@@ -9,8 +9,11 @@
  * aio_pending(), aio_dispatch(), aio_compute_timeout().
  */
 #include <poll.h>
+#include <string.h>
+#include <time.h>
 
 #include "aio-internal.h"
+#include "log-internal.h"
 
 #define POLL_GROW_DEFAULT 2
 #define POLL_START_NS 4000
@@ -137,6 +140,37 @@ static bool wake_pending(AioContext *ctx)
 }
 
 /*
+ * The engine's wait failed with err (not EINTR: engines return 0 for it).
+ * The failure is reported through the log hook when a run of failures
+ * starts and then at each power of two, so a persistent one is visible
+ * without flooding.  A blocking wait then sleeps on the context's notifier
+ * alone for the time asked: aio_notify(), bottom halves from other threads
+ * and timers keep working and the loop does not spin, though fds are not
+ * seen until the engine recovers.
+ */
+static void wait_failed(AioContext *ctx, int err, int64_t timeout)
+{
+    struct pollfd pfd = { .fd = event_notifier_get_fd(&ctx->notifier),
+                          .events = POLLIN };
+    struct timespec ts, *tsp = NULL;
+    unsigned n = ++ctx->wait_failures;
+
+    if ((n & (n - 1)) == 0) {
+        aio_log(AIO_LOG_ERROR, "engine %s: waiting failed (%u in a row): %s",
+                ctx->engine->name, n, strerror(-err));
+    }
+    if (timeout == 0) {
+        return;
+    }
+    if (timeout > 0) {
+        ts.tv_sec = timeout / 1000000000LL;
+        ts.tv_nsec = timeout % 1000000000LL;
+        tsp = &ts;
+    }
+    ppoll(&pfd, 1, tsp, NULL); /* EINTR: the caller waits for the rest */
+}
+
+/*
  * Wait on the engine.  A wait that ends with nothing found before its
  * deadline (a signal interrupted it, or the engine woke for its own
  * bookkeeping) waits again for the time that is left, so that a blocking
@@ -158,6 +192,14 @@ static bool wait_on_engine(AioContext *ctx, AioReadyList *ready,
     }
     for (;;) {
         n = ctx->engine->wait(ctx, ready, timeout);
+        if (n < 0) {
+            wait_failed(ctx, n, timeout);
+            n = 0;
+        } else if (ctx->wait_failures) {
+            aio_log(AIO_LOG_WARNING, "engine %s: waiting works again",
+                    ctx->engine->name);
+            ctx->wait_failures = 0;
+        }
         /*
          * Only the notifier, yet nothing notified: the eventfd write of an
          * aio_notify() that was already accepted (it raced with a wake-up

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "test-util.h"
@@ -782,6 +783,87 @@ START_TEST(test_blocking_poll_survives_signals)
 }
 END_TEST
 
+/* ---- an engine whose wait keeps failing ---- */
+
+typedef struct LogCount {
+    int errors;
+    char last[256];
+} LogCount;
+
+static void count_log(AioLogLevel level, const char *msg, void *opaque)
+{
+    LogCount *lc = opaque;
+
+    if (level == AIO_LOG_ERROR) {
+        __atomic_add_fetch(&lc->errors, 1, __ATOMIC_RELAXED);
+        snprintf(lc->last, sizeof(lc->last), "%s", msg);
+    }
+}
+
+typedef struct LateBh {
+    QEMUBH *bh;
+    int delay_ms;
+} LateBh;
+
+static void *late_bh_thread(void *opaque)
+{
+    LateBh *lb = opaque;
+
+    test_sleep_ms(lb->delay_ms);
+    qemu_bh_schedule(lb->bh);
+    return NULL;
+}
+
+/*
+ * The engine's descriptor is replaced behind its back, so every wait
+ * fails (EINVAL).  A blocking aio_poll() still sleeps until its timer or
+ * a cross-thread bottom half instead of spinning: the log hook hears of the
+ * failure once per run of failures and again at each power of two, so a
+ * spinning loop would report some 15 times in 40 ms, a sleeping one once
+ * or twice.
+ */
+START_TEST(test_failing_engine_wait_sleeps_and_reports)
+{
+    AioContext *ctx = test_ctx_new();
+    int fired = 0, ran = 0;
+    QEMUTimer *t = aio_timer_new(ctx, QEMU_CLOCK_REALTIME, SCALE_MS,
+                                 timer_count_cb, &fired);
+    LateBh lb = { .bh = aio_bh_new(ctx, bh_count_cb, &ran), .delay_ms = 20 };
+    LogCount lc = { 0 };
+    int fd = aio_context_get_pollfd(ctx), null = open("/dev/null", O_RDONLY);
+    int64_t deadline;
+    pthread_t th;
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_ge(null, 0);
+    ck_assert_int_eq(dup2(null, fd), fd);
+    close(null);
+    aio_log_set_handler(count_log, &lc, AIO_LOG_ERROR);
+
+    deadline = qemu_clock_get_ns(QEMU_CLOCK_REALTIME) + 40 * MS;
+    timer_mod_ns(t, deadline);
+    ck_assert(aio_poll(ctx, true));
+    ck_assert_int_eq(fired, 1);
+    ck_assert_int_ge(qemu_clock_get_ns(QEMU_CLOCK_REALTIME), deadline);
+    ck_assert_msg(lc.errors >= 1 && lc.errors <= 3, "%d reports", lc.errors);
+    ck_assert_msg(strstr(lc.last, "waiting failed") &&
+                      strstr(lc.last, "Invalid argument"),
+                  "report: %s", lc.last);
+
+    /* Nothing armed: a bottom half from another thread ends the wait. */
+    ck_assert_int_eq(pthread_create(&th, NULL, late_bh_thread, &lb), 0);
+    ck_assert(aio_poll(ctx, true));
+    pthread_join(th, NULL);
+    ck_assert_int_eq(ran, 1);
+    ck_assert_msg(lc.errors <= 4, "%d reports", lc.errors);
+
+    aio_log_set_handler(NULL, NULL, AIO_LOG_ERROR);
+    timer_free(t);
+    qemu_bh_delete(lb.bh);
+    aio_context_unref(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("poll");
@@ -807,6 +889,10 @@ int main(void)
     tc = tcase_create("cross-thread");
     tcase_add_test(tc, test_blocking_poll_sleeps);
     tcase_add_test(tc, test_blocking_poll_survives_signals);
+    /* The poll engine's ppoll has no descriptor of its own to break. */
+    if (!getenv("AIOCTX_ENGINE") || strcmp(getenv("AIOCTX_ENGINE"), "poll")) {
+        tcase_add_test(tc, test_failing_engine_wait_sleeps_and_reports);
+    }
     tcase_add_test(tc, test_blocking_poll_sleeps_with_polling);
     tcase_add_test(tc, test_foreign_loop_cross_thread);
     suite_add_tcase(s, tc);

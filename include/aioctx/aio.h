@@ -14,6 +14,9 @@
  *  - scheduling bottom halves, aio_notify(), (un)registering handlers and
  *    taking/dropping references work from any thread;
  *  - callbacks always run in the home thread, inside aio_poll().
+ *
+ * Errors (aioctx/error.h): aio_context_new() takes Error **errp; calls
+ * returning int return 0 or -errno; the others cannot fail.
  */
 #ifndef AIOCTX_AIO_H
 #define AIOCTX_AIO_H

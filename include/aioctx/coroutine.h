@@ -25,6 +25,9 @@
  *
  * The aio_co_schedule / aio_co_wake / aio_co_enter / aio_co_reschedule_self
  * functions are declared in aioctx/aio.h, next to the context they use.
+ *
+ * Errors (aioctx/error.h): calls returning int or ssize_t return -errno
+ * on failure; the others cannot fail.
  */
 #ifndef AIOCTX_COROUTINE_H
 #define AIOCTX_COROUTINE_H

@@ -11,6 +11,17 @@
  * error.
  *
  * Every function here may be called from any thread.
+ *
+ * The library's error conventions, stated once (each header says which
+ * applies to its functions):
+ *  - creating something that can fail for reasons outside the program
+ *    (contexts, IOThreads, Linux AIO and io_uring states) takes
+ *    Error **errp and returns NULL or false on failure;
+ *  - calls that return int (or ssize_t) report failure as a negative errno
+ *    value (-EINVAL for bad arguments) and never set errno;
+ *  - calls that cannot fail with valid arguments return void; misuse that
+ *    cannot be reported (a NULL context, a BH used after deletion) is a
+ *    programming error: logged through aioctx/log.h, then abort().
  */
 #ifndef AIOCTX_ERROR_H
 #define AIOCTX_ERROR_H

@@ -6,6 +6,8 @@
  * The struct is public so it can be embedded by value.  rfd is the end to
  * poll for readability, wfd the end that event_notifier_set() writes (the
  * same descriptor for an eventfd).  Treat the fields as read-only.
+ *
+ * Errors (aioctx/error.h): calls returning int return 0 or -errno.
  */
 #ifndef AIOCTX_EVENT_NOTIFIER_H
 #define AIOCTX_EVENT_NOTIFIER_H

@@ -45,6 +45,9 @@
  *    kernel (or a worker) already has, completes the others with
  *    -ECANCELED, and runs every callback in the destroying thread, inside
  *    aio_context_unref(); such callbacks must not use the context.
+ *
+ * Errors (aioctx/error.h): request results are -errno; the aio_setup_*
+ * calls take Error **errp; calls returning NULL refuse their arguments.
  */
 #ifndef AIOCTX_FILE_IO_H
 #define AIOCTX_FILE_IO_H

@@ -62,6 +62,8 @@
  * A callback sees the clock where the step left it.  A periodic timer that
  * re-arms itself from its previous deadline (not from the current time)
  * fires once for every period a step crosses, all in one aio_poll().
+ *
+ * Errors (aioctx/error.h): nothing here can fail with valid arguments.
  */
 #ifndef AIOCTX_TIMER_H
 #define AIOCTX_TIMER_H
