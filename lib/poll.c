@@ -8,6 +8,7 @@
  * Also the pieces that let a foreign loop drive a context: aio_prepare(),
  * aio_pending(), aio_dispatch(), aio_compute_timeout().
  */
+#include <errno.h>
 #include <poll.h>
 #include <string.h>
 #include <time.h>
@@ -154,6 +155,7 @@ static void wait_failed(AioContext *ctx, int err, int64_t timeout)
                           .events = POLLIN };
     struct timespec ts, *tsp = NULL;
     unsigned n = ++ctx->wait_failures;
+    int64_t end = 0;
 
     if ((n & (n - 1)) == 0) {
         aio_log(AIO_LOG_ERROR, "engine %s: waiting failed (%u in a row): %s",
@@ -163,11 +165,27 @@ static void wait_failed(AioContext *ctx, int err, int64_t timeout)
         return;
     }
     if (timeout > 0) {
-        ts.tv_sec = timeout / 1000000000LL;
-        ts.tv_nsec = timeout % 1000000000LL;
+        end = aio_now_ns() + timeout;
         tsp = &ts;
     }
-    ppoll(&pfd, 1, tsp, NULL); /* EINTR: the caller waits for the rest */
+    /*
+     * A signal does not count as another failure: sleep on for the time
+     * left (a wake-up writes the notifier, which ends this too).
+     */
+    for (;;) {
+        if (tsp) {
+            int64_t left = end - aio_now_ns();
+
+            if (left <= 0) {
+                return;
+            }
+            ts.tv_sec = left / 1000000000LL;
+            ts.tv_nsec = left % 1000000000LL;
+        }
+        if (ppoll(&pfd, 1, tsp, NULL) >= 0 || errno != EINTR) {
+            return;
+        }
+    }
 }
 
 /*
