@@ -701,20 +701,23 @@ static void storm_handler(int sig)
 typedef struct {
     pthread_t target;
     bool stop; /* atomic */
-    QEMUBH *late_bh; /* scheduled after late_ms, if set */
+    QEMUBH *late_bh; /* scheduled late_ms after start, if set */
     int late_ms;
+    int64_t start; /* atomic: set once the first signal has arrived */
 } Storm;
 
 static void *storm_thread(void *opaque)
 {
     Storm *st = opaque;
-    int64_t start = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
 
     while (!__atomic_load_n(&st->stop, __ATOMIC_ACQUIRE)) {
+        int64_t start = __atomic_load_n(&st->start, __ATOMIC_ACQUIRE);
+
         pthread_kill(st->target, SIGUSR1);
         test_sleep_us(200);
-        if (st->late_bh && qemu_clock_get_ns(QEMU_CLOCK_REALTIME) - start >=
-                               st->late_ms * MS) {
+        if (st->late_bh && start &&
+            qemu_clock_get_ns(QEMU_CLOCK_REALTIME) - start >=
+                st->late_ms * MS) {
             qemu_bh_schedule(st->late_bh);
             st->late_bh = NULL;
         }
@@ -730,7 +733,19 @@ static void storm_start(Storm *st, pthread_t *th)
     ck_assert_int_eq(sigaction(SIGUSR1, &sa, NULL), 0);
     storm_signals = 0;
     st->target = pthread_self();
+    st->start = 0;
     ck_assert_int_eq(pthread_create(th, NULL, storm_thread, st), 0);
+    /*
+     * Return once the storm has begun (a slow start, under valgrind say,
+     * must not leave the test's wait without signals), counting afresh.
+     */
+    for (int i = 0; i < 50000 && !storm_signals; i++) {
+        test_sleep_us(100);
+    }
+    ck_assert_int_gt(storm_signals, 0);
+    storm_signals = 0;
+    __atomic_store_n(&st->start, qemu_clock_get_ns(QEMU_CLOCK_REALTIME),
+                     __ATOMIC_RELEASE);
 }
 
 static void storm_stop(Storm *st, pthread_t th)
@@ -757,10 +772,10 @@ START_TEST(test_blocking_poll_survives_signals)
     int64_t t0, deadline;
 
     /* A timer 30 ms ahead: one aio_poll sleeps through the signals. */
+    storm_start(&st, &th);
     t0 = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
     deadline = t0 + 30 * MS;
     timer_mod_ns(t, deadline);
-    storm_start(&st, &th);
     ck_assert(aio_poll(ctx, true));
     ck_assert_int_eq(fired, 1);
     ck_assert_int_ge(qemu_clock_get_ns(QEMU_CLOCK_REALTIME), deadline);
