@@ -315,6 +315,8 @@ bool aio_set_fd_handler_full(AioContext *ctx, int fd, IOHandler *io_read,
 void aio_handlers_destroy_ctx(AioContext *ctx);
 /* Run the ready list; returns progress. */
 bool aio_dispatch_ready(AioContext *ctx, AioReadyList *ready);
+/* True when the context's own notifier is the only node in ready. */
+bool aio_ready_list_only_notifier(const AioReadyList *ready);
 /* Free handlers marked deleted if the caller is the only walker. */
 void aio_free_deleted_handlers(AioContext *ctx);
 /*

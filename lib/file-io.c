@@ -35,7 +35,10 @@
 #include "file-io-internal.h"
 #include "log-internal.h"
 
-/* -EINTR / -EAGAIN resubmissions of one part before the error stands. */
+/*
+ * -EINTR / -EAGAIN (and unasked -ECANCELED) resubmissions of one part
+ * before the error stands.
+ */
 #define FILE_MAX_RETRIES 64
 /* Finished requests a context keeps for reuse (saves malloc and free). */
 #define FILE_SPARE_MAX 256
@@ -137,8 +140,13 @@ static bool req_advance(AioFileReq *req, int64_t res)
 {
     size_t left = req->size - req->done;
 
-    if ((res == -EINTR || res == -EAGAIN) && !req->cancel_asked &&
-        req->retries < FILE_MAX_RETRIES) {
+    /*
+     * io_uring completes a request with -ECANCELED when it cannot start
+     * an io-wq worker for it: thread creation interrupted by signals is
+     * retried only a few times.  Nobody asked to cancel: submit it again.
+     */
+    if ((res == -EINTR || res == -EAGAIN || res == -ECANCELED) &&
+        !req->cancel_asked && req->retries < FILE_MAX_RETRIES) {
         req->retries++;
         return true; /* the same part again */
     }

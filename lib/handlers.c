@@ -379,6 +379,11 @@ bool aio_dispatch_ready(AioContext *ctx, AioReadyList *ready)
     return progress;
 }
 
+bool aio_ready_list_only_notifier(const AioReadyList *ready)
+{
+    return ready->head && ready->head->is_notifier && !ready->head->ready_next;
+}
+
 /* ---- busy-polling ---- */
 
 bool aio_run_poll_handlers_once(AioContext *ctx, AioReadyList *ready,

@@ -8,6 +8,7 @@
  * Also the pieces that let a foreign loop drive a context: aio_prepare(),
  * aio_pending(), aio_dispatch(), aio_compute_timeout().
  */
+#include <errno.h>
 #include <poll.h>
 #include <string.h>
 #include <time.h>
@@ -159,6 +160,7 @@ static void wait_failed(AioContext *ctx, int err, int64_t timeout)
                           .events = POLLIN };
     struct timespec ts, *tsp = NULL;
     unsigned n = ++ctx->wait_failures;
+    int64_t end = 0;
 
     if ((n & (n - 1)) == 0) {
         aio_log(AIO_LOG_ERROR, "engine %s: waiting failed (%u in a row): %s",
@@ -168,11 +170,27 @@ static void wait_failed(AioContext *ctx, int err, int64_t timeout)
         return;
     }
     if (timeout > 0) {
-        ts.tv_sec = timeout / 1000000000LL;
-        ts.tv_nsec = timeout % 1000000000LL;
+        end = aio_now_ns() + timeout;
         tsp = &ts;
     }
-    ppoll(&pfd, 1, tsp, NULL); /* EINTR: the caller waits for the rest */
+    /*
+     * A signal does not count as another failure: sleep on for the time
+     * left (a wake-up writes the notifier, which ends this too).
+     */
+    for (;;) {
+        if (tsp) {
+            int64_t left = end - aio_now_ns();
+
+            if (left <= 0) {
+                return;
+            }
+            ts.tv_sec = left / 1000000000LL;
+            ts.tv_nsec = left % 1000000000LL;
+        }
+        if (ppoll(&pfd, 1, tsp, NULL) >= 0 || errno != EINTR) {
+            return;
+        }
+    }
 }
 
 /*
@@ -205,6 +223,16 @@ static bool wait_on_engine(AioContext *ctx, AioReadyList *ready,
             aio_log(AIO_LOG_WARNING, "engine %s: waiting works again",
                     ctx->engine->name);
             ctx->wait_failures = 0;
+        }
+        /*
+         * Only the notifier, yet nothing notified: the eventfd write of an
+         * aio_notify() that was already accepted (it raced with a wake-up
+         * by a signal, say).  Clear it and wait on.
+         */
+        if (n == 1 && timeout != 0 && aio_ready_list_only_notifier(ready) &&
+            !wake_pending(ctx)) {
+            aio_dispatch_ready(ctx, ready);
+            n = 0;
         }
         if (n != 0 || ready->head || timeout == 0 || wake_pending(ctx)) {
             break;

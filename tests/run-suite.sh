@@ -7,6 +7,7 @@
 #   3. ThreadSanitizer, for the suites labelled "multithread";
 #   4. and 5. builds without the io_uring engine and without the linux-aio
 #      engine (the optional engines), every suite on the engines left.
+#   then the normal build's suite under a signal storm, and valgrind memcheck.
 # Every suite runs once per engine this machine supports.
 # CI=true turns warnings into errors.  BUILD_ROOT picks where builds go.
 set -eu
@@ -60,5 +61,22 @@ for engine in IO_URING LINUX_AIO; do
     ctest --test-dir "$root/no-$engine" -j "$jobs" -LE bench \
         --output-on-failure
 done
+
+# The normal build's suite again under a signal storm: tests/storm's
+# preload sends every test process (and the programs the tests start) a
+# real-time signal every 300 us, without SA_RESTART, so that every blocking
+# call sees EINTR (storm-selftest checks that it does).  Left out: label
+# packaging (install-consumer builds with cmake and the compiler, and the
+# abi checks read the library file: neither runs our code).
+step "tests, normal build, under a signal storm"
+LD_PRELOAD="$root/normal/tests/signal-storm.so" AIOCTX_STORM_US=300 \
+    ctest --test-dir "$root/normal" -j "$jobs" -LE 'bench|packaging' \
+        --output-on-failure
+
+# valgrind memcheck on the poll and epoll engines, over the suites it can
+# follow (tests/valgrind/memcheck.sh says which, and why): zero errors,
+# zero leaks.
+step "valgrind memcheck, normal build"
+sh "$top/tests/valgrind/memcheck.sh" "$root/normal" "$jobs"
 
 step "all suites passed in $(($(date +%s) - start)) s"

@@ -3,6 +3,7 @@
  * Bottom halves: counts, ordering, nesting, cancel/delete from callbacks,
  * one-shot BHs, cross-thread scheduling, destruction with BHs pending.
  */
+#define _GNU_SOURCE
 #include <pthread.h>
 #include <unistd.h>
 
@@ -367,7 +368,7 @@ static void *waker_thread(void *opaque)
 {
     Waker *w = opaque;
 
-    usleep(w->delay_us);
+    test_sleep_us(w->delay_us);
     qemu_bh_schedule(w->bh);
     return NULL;
 }
@@ -399,7 +400,7 @@ static void *notify_thread(void *opaque)
 {
     Waker *w = opaque;
 
-    usleep(w->delay_us);
+    test_sleep_us(w->delay_us);
     aio_notify(w->ctx);
     return NULL;
 }
@@ -477,17 +478,6 @@ static void mix_scheduler_cb(void *opaque)
     mix_in_thread(ms->target, ms->remote_op);
 }
 
-/* Poll until nothing happens; returns the number of progressing polls. */
-static int poll_until_idle(AioContext *ctx)
-{
-    int n = 0;
-
-    while (aio_poll(ctx, false)) {
-        n++;
-    }
-    return n;
-}
-
 /* A target BH and a loop BH that schedules it and calls op remotely. */
 typedef struct {
     AioContext *ctx;
@@ -515,7 +505,7 @@ static void mix_case_run(MixCase *m, bool remote_first)
     qemu_bh_schedule(m->sched);
     ck_assert(aio_poll(m->ctx, false)); /* runs sched only */
     ck_assert_int_eq(m->c.n, before);
-    poll_until_idle(m->ctx);
+    test_poll_until_idle(m->ctx);
 }
 
 static void mix_case_finish(MixCase *m, bool target_alive)
@@ -524,7 +514,7 @@ static void mix_case_finish(MixCase *m, bool target_alive)
     if (target_alive) {
         qemu_bh_delete(m->target);
     }
-    poll_until_idle(m->ctx);
+    test_poll_until_idle(m->ctx);
     aio_context_unref(m->ctx);
 }
 
@@ -620,10 +610,10 @@ START_TEST(test_bh_home_delete_of_remote_request)
     /* killer runs first and deletes target, linked on the remote list. */
     qemu_bh_schedule(killer);
     mix_in_thread(target, MIX_SCHEDULE);
-    poll_until_idle(ctx);
+    test_poll_until_idle(ctx);
     ck_assert_int_eq(c.n, 0);
     qemu_bh_delete(killer);
-    poll_until_idle(ctx);
+    test_poll_until_idle(ctx);
     aio_context_unref(ctx);
 }
 END_TEST
@@ -650,7 +640,7 @@ START_TEST(test_bh_home_idle_then_schedule_is_progress)
     ck_assert_int_eq(c.n, 1);
     qemu_bh_delete(sched);
     qemu_bh_delete(target);
-    poll_until_idle(ctx);
+    test_poll_until_idle(ctx);
     aio_context_unref(ctx);
 }
 END_TEST

@@ -28,25 +28,9 @@
 
 #define NPAIRS 1000
 
-static void make_socketpair(int sv[2])
-{
-    ck_assert_int_eq(socketpair(AF_UNIX,
-                                SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
-                                sv),
-                     0);
-}
-
 static void remove_fd(AioContext *ctx, int fd)
 {
     aio_set_fd_handler(ctx, fd, NULL, NULL, NULL, NULL, NULL);
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 static AioContext *ctx_with_engine(const char *name, Error **errp)
@@ -108,19 +92,19 @@ static void run_in_child(void (*fn)(char *out, size_t size), char *out,
 
         close(p[0]);
         fn(buf, sizeof(buf));
-        if (write(p[1], buf, strlen(buf)) < 0) {
+        if (test_write(p[1], buf, strlen(buf)) < 0) {
             _exit(2);
         }
         _exit(0);
     }
     close(p[1]);
     while (len < size - 1 &&
-           (n = read(p[0], out + len, size - 1 - len)) > 0) {
+           (n = test_read(p[0], out + len, size - 1 - len)) > 0) {
         len += (size_t)n;
     }
     out[len] = '\0';
     close(p[0]);
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_int_eq(test_waitpid(pid, &status, 0), pid);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
                   "child failed (status %d), said: %s", status, out);
 }
@@ -549,7 +533,7 @@ static void storm_tick_cb(void *opaque)
 static void *storm_thread(void *opaque)
 {
     Storm *s = opaque;
-    int64_t give_up = now_ns() + 10 * 1000000000LL;
+    int64_t give_up = test_now_ns() + 10 * 1000000000LL;
     int sent = 0;
 
     for (int i = 0; sent < STORM_BYTES; i++) {
@@ -560,7 +544,7 @@ static void *storm_thread(void *opaque)
             ssize_t n = write(s->sv[1], "y", 1);
 
             if (n < 0 && errno == EAGAIN) {
-                usleep(100); /* the reader is behind: let it catch up */
+                test_sleep_us(100); /* the reader is behind: let it catch up */
                 continue;
             }
             ck_assert_int_eq(n, 1);
@@ -569,9 +553,9 @@ static void *storm_thread(void *opaque)
     }
     /* Leave a handler that does not replace itself, then keep waking. */
     aio_set_fd_handler(s->ctx, s->sv[0], storm_count_cb, NULL, NULL, NULL, s);
-    while (!__atomic_load_n(&s->done, __ATOMIC_SEQ_CST) && now_ns() < give_up) {
+    while (!__atomic_load_n(&s->done, __ATOMIC_SEQ_CST) && test_now_ns() < give_up) {
         aio_bh_schedule_oneshot(s->ctx, storm_tick_cb, s);
-        usleep(1000);
+        test_sleep_us(1000);
     }
     return NULL;
 }
@@ -580,12 +564,12 @@ START_TEST(test_replace_from_thread_loses_nothing)
 {
     AioContext *ctx = test_ctx_new();
     Storm s = { .ctx = ctx };
-    int64_t give_up = now_ns() + 10 * 1000000000LL;
+    int64_t give_up = test_now_ns() + 10 * 1000000000LL;
     pthread_t th;
 
     make_socketpair(s.sv);
     ck_assert_int_eq(pthread_create(&th, NULL, storm_thread, &s), 0);
-    while (s.got < STORM_BYTES && now_ns() < give_up) {
+    while (s.got < STORM_BYTES && test_now_ns() < give_up) {
         aio_poll(ctx, true);
     }
     __atomic_store_n(&s.done, true, __ATOMIC_SEQ_CST);
@@ -719,9 +703,8 @@ static void later_cb(void *opaque)
 static void *later_thread(void *opaque)
 {
     Later *l = opaque;
-    struct timespec ts = { 0, (long)l->delay_ns };
 
-    nanosleep(&ts, NULL);
+    test_sleep_ns(l->delay_ns);
     aio_bh_schedule_oneshot(l->ctx, later_cb, l);
     return NULL;
 }

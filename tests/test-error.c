@@ -2,6 +2,7 @@
 /*
  * The Error API, the log handler and EventNotifier.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -113,9 +114,7 @@ static int child_stderr(void (*fn)(void), char *out, size_t size, int *status)
     }
     out[total] = '\0';
     close(p[0]);
-    while (waitpid(pid, status, 0) < 0) {
-        ck_assert_int_eq(errno, EINTR);
-    }
+    ck_assert_int_eq(test_waitpid(pid, status, 0), pid);
     return (int)total;
 }
 

@@ -17,11 +17,6 @@
 
 #define MS 1000000LL
 
-static void make_pipe(int fds[2])
-{
-    ck_assert_int_eq(pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
-}
-
 static void close_pair(int fds[2])
 {
     close(fds[0]);
@@ -233,9 +228,9 @@ static void check_sleeps(int64_t poll_max_ns)
     test_consume_notify(ctx);
     pthread_create(&th, NULL, sleeper_thread, &s);
     /* Nothing is registered: the poller must be asleep, not spinning. */
-    usleep(50000);
+    test_sleep_us(50000);
     ck_assert_int_eq(__atomic_load_n(&s.returns, __ATOMIC_SEQ_CST), 0);
-    usleep(50000);
+    test_sleep_us(50000);
     ck_assert_int_eq(__atomic_load_n(&s.returns, __ATOMIC_SEQ_CST), 0);
 
     aio_bh_schedule_oneshot(ctx, sleeper_stop_cb, &s);
@@ -616,7 +611,7 @@ START_TEST(test_prepare_pending_dispatch)
     put(s.p[1], "f");
     aio_prepare(ctx);
     pfd = (struct pollfd){ .fd = s.p[0], .events = POLLIN };
-    ck_assert_int_eq(poll(&pfd, 1, 5000), 1);
+    ck_assert_int_eq(test_poll(&pfd, 1, 5000), 1);
     ck_assert(aio_pending(ctx));
     ck_assert(aio_pending(ctx)); /* asking does not consume */
     ck_assert_int_eq(s.reads, 0);
@@ -677,7 +672,7 @@ static void *foreign_feeder(void *opaque)
 
     for (int i = 0; i < f->total; i++) {
         while (__atomic_load_n(&f->done, __ATOMIC_SEQ_CST) < i) {
-            usleep(100);
+            test_sleep_us(100);
         }
         if (i % 2) {
             aio_bh_schedule_oneshot(f->ctx, foreign_bh_cb, f);
@@ -732,7 +727,7 @@ START_TEST(test_foreign_loop_cross_thread)
             continue;
         }
         /* The loop knows only its pipe; BHs show up in aio_prepare. */
-        poll(&pfd, 1, 1);
+        test_poll(&pfd, 1, 1);
         if (aio_pending(ctx)) {
             pending++;
         }
@@ -761,20 +756,23 @@ static void storm_handler(int sig)
 typedef struct {
     pthread_t target;
     bool stop; /* atomic */
-    QEMUBH *late_bh; /* scheduled after late_ms, if set */
+    QEMUBH *late_bh; /* scheduled late_ms after start, if set */
     int late_ms;
+    int64_t start; /* atomic: set once the first signal has arrived */
 } Storm;
 
 static void *storm_thread(void *opaque)
 {
     Storm *st = opaque;
-    int64_t start = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
 
     while (!__atomic_load_n(&st->stop, __ATOMIC_ACQUIRE)) {
+        int64_t start = __atomic_load_n(&st->start, __ATOMIC_ACQUIRE);
+
         pthread_kill(st->target, SIGUSR1);
-        usleep(200);
-        if (st->late_bh && qemu_clock_get_ns(QEMU_CLOCK_REALTIME) - start >=
-                               st->late_ms * MS) {
+        test_sleep_us(200);
+        if (st->late_bh && start &&
+            qemu_clock_get_ns(QEMU_CLOCK_REALTIME) - start >=
+                st->late_ms * MS) {
             qemu_bh_schedule(st->late_bh);
             st->late_bh = NULL;
         }
@@ -790,7 +788,19 @@ static void storm_start(Storm *st, pthread_t *th)
     ck_assert_int_eq(sigaction(SIGUSR1, &sa, NULL), 0);
     storm_signals = 0;
     st->target = pthread_self();
+    st->start = 0;
     ck_assert_int_eq(pthread_create(th, NULL, storm_thread, st), 0);
+    /*
+     * Return once the storm has begun (a slow start, under valgrind say,
+     * must not leave the test's wait without signals), counting afresh.
+     */
+    for (int i = 0; i < 50000 && !storm_signals; i++) {
+        test_sleep_us(100);
+    }
+    ck_assert_int_gt(storm_signals, 0);
+    storm_signals = 0;
+    __atomic_store_n(&st->start, qemu_clock_get_ns(QEMU_CLOCK_REALTIME),
+                     __ATOMIC_RELEASE);
 }
 
 static void storm_stop(Storm *st, pthread_t th)
@@ -817,10 +827,10 @@ START_TEST(test_blocking_poll_survives_signals)
     int64_t t0, deadline;
 
     /* A timer 30 ms ahead: one aio_poll sleeps through the signals. */
+    storm_start(&st, &th);
     t0 = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
     deadline = t0 + 30 * MS;
     timer_mod_ns(t, deadline);
-    storm_start(&st, &th);
     ck_assert(aio_poll(ctx, true));
     ck_assert_int_eq(fired, 1);
     ck_assert_int_ge(qemu_clock_get_ns(QEMU_CLOCK_REALTIME), deadline);
@@ -868,11 +878,8 @@ typedef struct LateBh {
 static void *late_bh_thread(void *opaque)
 {
     LateBh *lb = opaque;
-    struct timespec ts = { 0, lb->delay_ms * 1000000L };
 
-    while (nanosleep(&ts, &ts) < 0) {
-        continue; /* EINTR: sleep for what is left */
-    }
+    test_sleep_ms(lb->delay_ms);
     qemu_bh_schedule(lb->bh);
     return NULL;
 }
