@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#define _GNU_SOURCE
 /*
  * Model-based random test: long random sequences of BH, timer, fd-handler,
  * nested-poll and cross-thread operations on a real AioContext, every
