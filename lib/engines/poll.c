@@ -26,6 +26,7 @@ typedef struct PollEngine {
     AioHandler **nodes;
     int nfds;
     int capacity;
+    bool short_of_memory; /* the last collection could not grow the set */
     /* The pollfd() mirror: set.epfd is -1 until first asked for. */
     EpollSet mirror;  /* under the list lock */
     int published_fd; /* atomic: mirror.epfd once filled, for pollfd() */
@@ -125,7 +126,11 @@ static void poll_collect(AioHandler *node, void *opaque)
     PollEngine *pe = opaque;
     int events = aio_handler_events(node);
 
-    if (!events || !poll_reserve(pe, pe->nfds + 1)) {
+    if (!events) {
+        return;
+    }
+    if (!poll_reserve(pe, pe->nfds + 1)) {
+        pe->short_of_memory = true;
         return;
     }
     pe->fds[pe->nfds] = (struct pollfd){ .fd = aio_handler_fd(node),
@@ -141,7 +146,16 @@ static int poll_wait(AioContext *ctx, AioReadyList *ready, int64_t timeout_ns)
     int n, found = 0;
 
     pe->nfds = 0;
+    pe->short_of_memory = false;
     aio_handlers_foreach(ctx, poll_collect, pe);
+    if (pe->short_of_memory) {
+        /*
+         * A set without some handlers could sleep through their events:
+         * fail the wait (the caller reports it and sleeps on the
+         * context's notifier only); the next wait tries again.
+         */
+        return -ENOMEM;
+    }
     if (timeout_ns >= 0) {
         ts.tv_sec = timeout_ns / 1000000000LL;
         ts.tv_nsec = timeout_ns % 1000000000LL;
