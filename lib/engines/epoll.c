@@ -94,7 +94,7 @@ static void epoll_add_always_ready(AioHandler *node, void *opaque)
     walk->found++;
 }
 
-static int epoll_sleep(EpollEngine *ee, int64_t timeout_ns)
+static int epoll_sleep_once(EpollEngine *ee, int64_t timeout_ns)
 {
     struct timespec ts;
     int ms;
@@ -126,37 +126,41 @@ static void epoll_grow_events(EpollEngine *ee)
     }
 }
 
+/*
+ * One epoll wait: the number of events, or -errno.  EINTR, and EAGAIN
+ * (which epoll does not document, but a kernel short of memory might say),
+ * end a sleep early with 0: the caller waits again for the time left.  A
+ * zero-timeout check must not miss ready fds for them: it is repeated.
+ */
+static int epoll_sleep(EpollEngine *ee, int64_t timeout_ns)
+{
+    for (int i = 0;; i++) {
+        int n = epoll_sleep_once(ee, timeout_ns);
+
+        if (n >= 0) {
+            return n;
+        }
+        if (errno != EINTR && errno != EAGAIN) {
+            return -errno;
+        }
+        if (timeout_ns != 0 || i == AIO_SYSCALL_RETRIES) {
+            return 0;
+        }
+    }
+}
+
 int epoll_engine_wait(AioContext *ctx, AioReadyList *ready,
                       int64_t timeout_ns)
 {
     EpollEngine *ee = aio_engine_priv(ctx);
     AlwaysReadyWalk walk = { .ready = ready, .found = 0 };
-    int n;
-
     bool refused = epoll_set_refused(&ee->set);
+    int n;
 
     if (refused) {
         timeout_ns = 0;
     }
-    /*
-     * EINTR, and EAGAIN (which epoll does not document, but a kernel short
-     * of memory might say), end a sleep early: the caller waits again for
-     * the time left.  A zero-timeout check must not miss ready fds for
-     * them: it is simply repeated.
-     */
-    for (int i = 0;; i++) {
-        n = epoll_sleep(ee, timeout_ns);
-        if (n >= 0 || (errno != EINTR && errno != EAGAIN)) {
-            break;
-        }
-        if (timeout_ns != 0 || i == AIO_SYSCALL_RETRIES) {
-            n = 0;
-            break;
-        }
-    }
-    if (n < 0) {
-        n = -errno;
-    }
+    n = epoll_sleep(ee, timeout_ns);
     if (n > 0) {
         /*
          * Another thread may have made these nodes and registered them

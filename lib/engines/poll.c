@@ -139,6 +139,26 @@ static void poll_collect(AioHandler *node, void *opaque)
     pe->nfds++;
 }
 
+/* One ppoll(): EINTR and EAGAIN as in epoll.c's epoll_sleep(). */
+static int poll_sleep(PollEngine *pe, const struct timespec *tsp)
+{
+    bool zero = tsp && tsp->tv_sec == 0 && tsp->tv_nsec == 0;
+
+    for (int i = 0;; i++) {
+        int n = ppoll(pe->fds, pe->nfds, tsp, NULL);
+
+        if (n >= 0) {
+            return n;
+        }
+        if (errno != EINTR && errno != EAGAIN) {
+            return -errno;
+        }
+        if (!zero || i == AIO_SYSCALL_RETRIES) {
+            return 0;
+        }
+    }
+}
+
 static int poll_wait(AioContext *ctx, AioReadyList *ready, int64_t timeout_ns)
 {
     PollEngine *pe = aio_engine_priv(ctx);
@@ -161,18 +181,9 @@ static int poll_wait(AioContext *ctx, AioReadyList *ready, int64_t timeout_ns)
         ts.tv_nsec = timeout_ns % 1000000000LL;
         tsp = &ts;
     }
-    /* EINTR and EAGAIN: as in epoll_engine_wait(). */
-    for (int i = 0;; i++) {
-        n = ppoll(pe->fds, pe->nfds, tsp, NULL);
-        if (n >= 0) {
-            break;
-        }
-        if (errno != EINTR && errno != EAGAIN) {
-            return -errno;
-        }
-        if (timeout_ns != 0 || i == AIO_SYSCALL_RETRIES) {
-            return 0;
-        }
+    n = poll_sleep(pe, tsp);
+    if (n <= 0) {
+        return n;
     }
     for (int i = 0; i < pe->nfds && found < n; i++) {
         int revents = pe->fds[i].revents;
