@@ -97,7 +97,7 @@ scenario io_uring-EAGAIN io_uring test-file-io:rw io_uring_enter \
     error=EAGAIN:when=2+3
 scenario io_uring-ENOMEM io_uring test-file-io:rw io_uring_enter \
     error=ENOMEM:when=2+3
-scenario io_uring-EAGAIN epoll test-file-io:coroutine io_uring_enter \
+scenario io_uring-EAGAIN epoll test-file-io-co io_uring_enter \
     error=EAGAIN:when=2+3
 scenario io_submit-EAGAIN linux-aio test-file-io:rw io_submit \
     error=EAGAIN:when=2+3
