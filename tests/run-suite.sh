@@ -7,7 +7,9 @@
 #   3. ThreadSanitizer, for the suites labelled "multithread";
 #   4. and 5. builds without the io_uring engine and without the linux-aio
 #      engine (the optional engines), every suite on the engines left.
-#   then the normal build's suite under a signal storm, and valgrind memcheck.
+#   then the normal build's suite under a signal storm, valgrind memcheck,
+#   and chosen suites under syscall fault injection
+#   (tests/faults/run-faults.sh).
 # Every suite runs once per engine this machine supports.
 # CI=true turns warnings into errors.  BUILD_ROOT picks where builds go.
 set -eu
@@ -78,5 +80,15 @@ LD_PRELOAD="$root/normal/tests/signal-storm.so" AIOCTX_STORM_US=300 \
 # zero leaks.
 step "valgrind memcheck, normal build"
 sh "$top/tests/valgrind/memcheck.sh" "$root/normal" "$jobs"
+
+step "syscall fault injection (strace), normal build"
+# Chosen suites with the engines' system calls failing every few calls.
+rc=0
+"$top/tests/faults/run-faults.sh" "$root/normal" || rc=$?
+if [ $rc -eq 77 ]; then
+    echo "fault injection skipped (no strace, or ptrace refused)"
+elif [ $rc -ne 0 ]; then
+    exit $rc
+fi
 
 step "all suites passed in $(($(date +%s) - start)) s"

@@ -129,7 +129,13 @@ static bool uring_may_sleep(UringEngine *ue)
     }
     uring_file_kick(uf); /* hand over what is prepared; collect */
     uring_watch_ring(ue);
-    return !uf->ndone && (ue->ring_watched || !uring_file_busy(uf));
+    /*
+     * Entries still in the SQ: io_uring_enter() refused them (EAGAIN,
+     * EBUSY, ENOMEM, EINTR) and no completion would wake the sleep.
+     * Do not sleep: the next pass hands them over again.
+     */
+    return !uf->ndone && !io_uring_sq_ready(&uf->ring) &&
+           (ue->ring_watched || !uring_file_busy(uf));
 }
 
 /* One pass: sleep up to timeout_ns, then collect file completions. */

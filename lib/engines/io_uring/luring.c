@@ -87,6 +87,14 @@ static void luring_flush(LuringState *s)
     if (io_uring_sq_ready(&s->ring)) {
         io_uring_submit(&s->ring);
     }
+    /*
+     * io_uring_enter() refused them (EAGAIN, EBUSY, ENOMEM, EINTR): no
+     * completion will come for them, so try again from the bottom half
+     * within 10 ms.
+     */
+    if (io_uring_sq_ready(&s->ring)) {
+        qemu_bh_schedule_idle(s->bh);
+    }
 }
 
 /*
