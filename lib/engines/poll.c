@@ -26,6 +26,7 @@ typedef struct PollEngine {
     AioHandler **nodes;
     int nfds;
     int capacity;
+    bool short_of_memory; /* this wait's array could not hold every fd */
     /* The pollfd() mirror: set.epfd is -1 until first asked for. */
     EpollSet mirror;  /* under the list lock */
     int published_fd; /* atomic: mirror.epfd once filled, for pollfd() */
@@ -125,7 +126,11 @@ static void poll_collect(AioHandler *node, void *opaque)
     PollEngine *pe = opaque;
     int events = aio_handler_events(node);
 
-    if (!events || !poll_reserve(pe, pe->nfds + 1)) {
+    if (!events) {
+        return;
+    }
+    if (!poll_reserve(pe, pe->nfds + 1)) {
+        pe->short_of_memory = true;
         return;
     }
     pe->fds[pe->nfds] = (struct pollfd){ .fd = aio_handler_fd(node),
@@ -141,7 +146,16 @@ static int poll_wait(AioContext *ctx, AioReadyList *ready, int64_t timeout_ns)
     int n, found = 0;
 
     pe->nfds = 0;
+    pe->short_of_memory = false;
     aio_handlers_foreach(ctx, poll_collect, pe);
+    /*
+     * A wait without some fds (the notifier among them) could sleep
+     * through every wake-up: fail it, and aio_poll() sleeps on the
+     * notifier and tries again.
+     */
+    if (pe->short_of_memory) {
+        return -ENOMEM;
+    }
     if (timeout_ns >= 0) {
         ts.tv_sec = timeout_ns / 1000000000LL;
         ts.tv_nsec = timeout_ns % 1000000000LL;
