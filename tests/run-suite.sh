@@ -69,11 +69,13 @@ done
 # real-time signal every 300 us, without SA_RESTART, so that every blocking
 # call sees EINTR (storm-selftest checks that it does).  Left out: label
 # packaging (install-consumer builds with cmake and the compiler, and the
-# abi checks read the library file: neither runs our code).
+# abi and man-page checks read files: none runs our code) and model-notify
+# (spin and gcc check a Promela model; gcc's driver itself fails with
+# "failed to get exit status: Interrupted system call").
 step "tests, normal build, under a signal storm"
 LD_PRELOAD="$root/normal/tests/signal-storm.so" AIOCTX_STORM_US=300 \
     ctest --test-dir "$root/normal" -j "$jobs" -LE 'bench|packaging' \
-        --output-on-failure
+        -E '^model-notify$' --output-on-failure
 
 # valgrind memcheck on the poll and epoll engines, over the suites it can
 # follow (tests/valgrind/memcheck.sh says which, and why): zero errors,

@@ -379,7 +379,7 @@ static void iothread_finish(Sweep *s, bool ok, bool injected)
     aio_bh_schedule_oneshot(iothread_get_aio_context(s->obj), count_cb, &ran);
     for (int i = 0; i < 2000 && !__atomic_load_n(&ran, __ATOMIC_ACQUIRE);
          i++) {
-        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+        test_sleep_ms(1);
     }
     ck_assert_int_eq(__atomic_load_n(&ran, __ATOMIC_ACQUIRE), 1);
     iothread_destroy(s->obj);

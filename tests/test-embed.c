@@ -62,6 +62,14 @@ static void check_embedding(const char *prog, const char *loop_name)
     ck_assert_int_eq(sscanf(at, "idle: wall %lf ms, cpu %lf ms (%lf%%), %u",
                             &wall, &cpu, &pct, &iterations), 4);
     ck_assert_msg(wall >= IDLE_MS - 5, "idle for %.0f ms only", wall);
+    /*
+     * Under a signal storm (tests/storm) nothing is idle: every signal
+     * wakes the foreign loop (GLib iterates on each EINTR) and costs CPU
+     * time of its own.  The steps above are what is checked there.
+     */
+    if (getenv("AIOCTX_STORM_US")) {
+        return;
+    }
     ck_assert_msg(cpu < wall * 0.05,
                   "%s spins: %.1f ms of CPU in %.0f ms idle", prog, cpu, wall);
     ck_assert_msg(iterations <= MAX_IDLE_ITERATIONS,

@@ -163,7 +163,7 @@ static void before_check(void)
                             count_cb, &io_ran);
     for (int i = 0; i < 2000 && !__atomic_load_n(&io_ran, __ATOMIC_ACQUIRE);
          i++) {
-        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+        test_sleep_ms(1);
     }
     ck_assert_int_eq(__atomic_load_n(&io_ran, __ATOMIC_ACQUIRE), 1);
 

@@ -183,9 +183,7 @@ static int wait_child(pid_t pid)
     int status;
     pid_t r;
 
-    do {
-        r = waitpid(pid, &status, 0);
-    } while (r < 0 && errno == EINTR);
+    r = test_waitpid(pid, &status, 0);
     ck_assert_int_eq(r, pid);
     ck_assert_msg(WIFEXITED(status), "child died (status %#x)", status);
     return WEXITSTATUS(status);

@@ -228,9 +228,7 @@ START_TEST(test_busy_poll_hits_and_misses)
     for (int i = 0; i < 100 && stats_of(ctx).poll_misses == before.poll_misses;
          i++) {
         timer_mod(t, qemu_clock_get_us(QEMU_CLOCK_REALTIME) + 200);
-        for (int want = fired + 1; fired < want;) {
-            aio_poll(ctx, true);
-        }
+        test_poll_until_ge(ctx, &fired, fired + 1);
     }
     after = stats_of(ctx);
     ck_assert_uint_ge(after.poll_misses - before.poll_misses, 1);
