@@ -14,9 +14,9 @@
  *   XFER_WAIT   the target said EAGAIN: a write handler on a duplicate of
  *               the target fd (the caller's own handlers on the fd stay
  *               untouched) brings it back to XFER_RUN;
- *   XFER_POOL   one window may need the disk (or the input is O_DIRECT, or
- *               a block device, or the target blocks): a thread-pool worker
- *               runs the sendfile() calls for it;
+ *   XFER_POOL   one window may need the disk (or the input is a block
+ *               device): a thread-pool worker runs the sendfile()
+ *               calls for it, still without waiting for the target;
  *   XFER_READY  queued for the bottom half: to run again, or, when
  *               x->finished, to have its callback delivered (a completion
  *               reached inside the submitting or cancelling call).
@@ -83,7 +83,7 @@ struct AioXfer {
     bool watching;        /* a handler on wait_fd */
     bool in_call;         /* inside the submitting or cancelling call */
     bool checked;         /* descriptors validated */
-    bool out_blocking;    /* target without O_NONBLOCK: workers only */
+    bool out_pipe;        /* splice(), whatever the pipe's O_NONBLOCK */
     bool in_probe;        /* the page cache can be probed for in_fd */
     int stage;
     int out_fd, in_fd;
@@ -175,16 +175,27 @@ static void pipe_guard_end(PipeGuard *g)
     g->active = false;
 }
 
-/* One sendfile() of up to len bytes at *off; bytes, 0 at EOF, or -errno. */
-static int64_t send_part(PipeGuard *g, int out_fd, int in_fd, uint64_t *off,
-                         uint64_t len)
+/*
+ * Move up to len bytes at *off without waiting for the target: sendfile()
+ * to a socket (non-blocking), splice() with SPLICE_F_NONBLOCK to a pipe
+ * (blocking or not).  Returns the bytes moved, 0 at end of file, or -errno.
+ */
+static int64_t send_part(PipeGuard *g, AioXfer *x, uint64_t *off, uint64_t len)
 {
     off_t pos = (off_t)*off;
     ssize_t n;
 
+    if (len > 0x7ffff000) {
+        len = 0x7ffff000; /* what one call moves at most anyway */
+    }
     pipe_guard_begin(g);
     do {
-        n = sendfile(out_fd, in_fd, &pos, (size_t)len);
+        if (x->out_pipe) {
+            n = splice(x->in_fd, &pos, x->out_fd, NULL, (size_t)len,
+                       SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+        } else {
+            n = sendfile(x->out_fd, x->in_fd, &pos, (size_t)len);
+        }
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
         int err = errno;
@@ -386,7 +397,7 @@ static int xfer_work(void *opaque)
     x->pool_error = 0;
     x->pool_eof = false;
     while (moved < want) {
-        n = send_part(&g, x->out_fd, x->in_fd, &off, want - moved);
+        n = send_part(&g, x, &off, want - moved);
         if (n < 0) {
             x->pool_error = (int)n;
             break;
@@ -478,8 +489,21 @@ static bool xfer_check(AioXfer *x)
         x->error = -EBADF;
         return false;
     }
-    x->out_blocking = !(out_flags & O_NONBLOCK);
-    x->in_probe = S_ISREG(in_st.st_mode) && !(in_flags & O_DIRECT);
+    if (in_flags & O_DIRECT) {
+        /*
+         * The kernel's O_DIRECT splice reads need aligned offsets, which a
+         * socket's partial sends do not keep.  Cold buffered data goes to
+         * a worker anyway.
+         */
+        x->error = -EINVAL;
+        return false;
+    }
+    x->out_pipe = S_ISFIFO(out_st.st_mode);
+    if (!x->out_pipe && !(out_flags & O_NONBLOCK)) {
+        x->error = -EINVAL; /* a blocking socket would hold a worker */
+        return false;
+    }
+    x->in_probe = S_ISREG(in_st.st_mode);
     x->size = (uint64_t)in_st.st_size;
     x->checked = true;
     return true;
@@ -505,12 +529,12 @@ static void xfer_run(AioXfer *x)
             return;
         }
         want = window(x);
-        if (x->out_blocking || !range_cached(x, want)) {
+        if (!range_cached(x, want)) {
             pipe_guard_end(&g);
             xfer_to_pool(x);
             return;
         }
-        n = send_part(&g, x->out_fd, x->in_fd, &x->offset, want);
+        n = send_part(&g, x, &x->offset, want);
         if (n == -EAGAIN) {
             pipe_guard_end(&g);
             if (!xfer_watch(x)) {

@@ -178,26 +178,27 @@ typedef void AioFileTransferFunc(void *opaque, int64_t done, int error);
 
 /*
  * Move up to count bytes of in_fd, from offset on, to out_fd without
- * copying them through user space (sendfile(2)); in_fd's file position is
- * neither used nor changed.  in_fd must be a regular file (buffered or
- * O_DIRECT) or a block device opened for reading; out_fd must be a socket
- * or a pipe open for writing.  Works the same on every engine:
+ * copying them through user space (sendfile(2) to a socket, splice(2) to a
+ * pipe); in_fd's file position is neither used nor changed.  in_fd must be
+ * a regular file or a block device opened for reading, without O_DIRECT
+ * (the kernel's direct splice reads need aligned offsets); out_fd must be a non-blocking socket (O_NONBLOCK) or a pipe
+ * (blocking or not) open for writing.  Works the same on every engine:
  *  - data the page cache holds is sent from the loop thread, as long as
  *    out_fd takes it; when out_fd is full the transfer waits for it to be
  *    writable through the loop (on a duplicate of out_fd, so the caller may
  *    keep its own handlers on out_fd meanwhile) and goes on;
  *  - data that may need the disk (a probe of the page cache says so, or
- *    in_fd is O_DIRECT or a block device) is sent by a worker of the
+ *    in_fd is a block device) is sent by a worker of the
  *    context's thread pool, so the loop thread never waits for the disk;
- *  - an out_fd in blocking mode is written only by workers (each call may
- *    then wait for the peer); make it O_NONBLOCK for the fast path.
+ *    the worker does not wait for out_fd either.
  * The caller must not write to out_fd, nor close either descriptor, until
  * cb has run.  SIGPIPE is never raised for the caller: the library blocks
  * it in the calling thread around each sendfile() and discards the one it
  * caused, and reports -EPIPE; the process's signal dispositions are left
  * alone.  Errors go to cb: -EBADF for a closed descriptor or one open in
  * the wrong direction, -EINVAL when in_fd is not a regular file or block
- * device or out_fd is neither a socket nor a pipe, -EMFILE when out_fd
+ * device or is O_DIRECT, or out_fd is neither a socket nor a pipe, or is a socket in
+ * blocking mode, -EMFILE when out_fd
  * cannot be duplicated for the wait.  An offset at or past the end of the
  * file gives done == 0, error == 0.  count is capped so that offset + count
  * stays below 2^63.
