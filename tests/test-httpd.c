@@ -483,8 +483,9 @@ END_TEST
 
 START_TEST(test_not_found_and_redirect)
 {
+    /* "/empty/" (no index.html) is a listing now: test_listing. */
     static const char *const missing[] = { "/missing.txt", "/sub/nope.html",
-                                           "/empty/", "/hello.txt/x" };
+                                           "/hello.txt/x" };
     char url[128], want[160];
     const char *args[] = { "-o", "/dev/null", "-w",
                            "%{http_code} %{redirect_url}", url, NULL };
