@@ -31,8 +31,16 @@ start=$(date +%s)
 step "normal build"
 build "$root/normal"
 step "tests, normal build"
-# -LE bench: the benchmark smoke run (ctest -L bench) is not a test suite.
-ctest --test-dir "$root/normal" -j "$jobs" -LE bench --output-on-failure
+# -LE bench: the benchmark smoke run (ctest -L bench) is not a test suite;
+# fuzz: the fuzzer's bounded run comes next, on its own.
+ctest --test-dir "$root/normal" -j "$jobs" -LE 'bench|fuzz' --output-on-failure
+step "fuzzing the httpd request parser (60 s)"
+if ! ctest --test-dir "$root/normal" -L fuzz -V >"$root/fuzz.log" 2>&1; then
+    tail -n 60 "$root/fuzz.log"
+    echo "fuzzing the httpd request parser failed"
+    exit 1
+fi
+grep -E 'fuzz-httpd-parser:|skipped' "$root/fuzz.log" || true
 
 step "ASan+UBSan build"
 build "$root/asan" -DAIOCTX_SANITIZE=address,undefined \
