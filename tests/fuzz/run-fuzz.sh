@@ -21,7 +21,7 @@ if ! command -v "$cc" >/dev/null 2>&1; then
     exit 77
 fi
 if ! "$cc" -g -O1 -fsanitize=fuzzer,address,undefined \
-        -fno-sanitize-recover=all -D_GNU_SOURCE -I"$src/examples/httpd" \
+        -fno-sanitize-recover=all -I"$src/examples/httpd" \
         "$src/tests/fuzz/fuzz-httpd-parser.c" "$src/examples/httpd/parser.c" \
         -o "$bin" 2>"$work/build.log"; then
     if grep -q "fuzzer" "$work/build.log" &&
