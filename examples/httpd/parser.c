@@ -370,10 +370,31 @@ time_t http_parse_date(const char *s)
 
 void http_format_date(char *buf, size_t len, time_t t)
 {
-    struct tm tm;
+    static const char days[] = "ThuFriSatSunMonTueWed"; /* from 1970-01-01 */
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    int64_t secs = (int64_t)t, day = secs / 86400, sod = secs % 86400;
+    int64_t era, doe, yoe, doy, mp, y, m, d, wd;
 
-    gmtime_r(&t, &tm);
-    strftime(buf, len, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (sod < 0) {
+        sod += 86400;
+        day--;
+    }
+    wd = (day % 7 + 7) % 7;
+    /* The proleptic Gregorian calendar from a day count (no locks, no
+     * locale: this runs for every response). */
+    day += 719468;
+    era = (day >= 0 ? day : day - 146096) / 146097;
+    doe = day - era * 146097;
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    y = yoe + era * 400;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    d = doy - (153 * mp + 2) / 5 + 1;
+    m = mp < 10 ? mp + 3 : mp - 9;
+    y += m <= 2;
+    snprintf(buf, len, "%.3s, %02d %.3s %04d %02d:%02d:%02d GMT",
+             days + 3 * wd, (int)d, months + 3 * (m - 1), (int)y,
+             (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60));
 }
 
 bool http_etag_match(const char *list, const char *etag)
