@@ -7,6 +7,10 @@
  *
  *   bench-transfer [peer...]       peers: transfer, sendfile, read+send
  *
+ * Besides GiB/s (bounded by the reader's copy on a busy machine), the
+ * sending side's CPU per GiB: the process's CPU time less the reader
+ * thread's (workers included), in ms per GiB.
+ *
  * Two variants: "cached" (the file was read just before: the page cache
  * has it) and "cold" (fdatasync + posix_fadvise(DONTNEED) drop its pages
  * before each run, so the disk is read; the file lives in $BENCH_DIR,
@@ -19,6 +23,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -33,7 +38,17 @@
 typedef struct Reader {
     int fd;
     uint64_t got;
+    double cpu; /* the reader thread's CPU seconds */
 } Reader;
+
+static double cpu_of(int who)
+{
+    struct rusage ru;
+
+    getrusage(who, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
 
 static void *reader_main(void *opaque)
 {
@@ -51,6 +66,7 @@ static void *reader_main(void *opaque)
         }
         r->got += (uint64_t)n;
     }
+    r->cpu = cpu_of(RUSAGE_THREAD);
     return NULL;
 }
 
@@ -193,7 +209,7 @@ int main(int argc, char **argv)
     uint64_t size = (uint64_t)bench_scaled(mib_env && *mib_env ?
                                                atoll(mib_env) : 256, 1) << 20;
     int runs = bench_runs(5);
-    BenchSeries series[2][3];
+    BenchSeries series[2][3], cpu[2][3];
     char path[4096];
     AioContext *ctx;
     Error *err = NULL;
@@ -238,6 +254,8 @@ int main(int argc, char **argv)
         for (int p = 0; p < 3; p++) {
             bench_series_init(&series[v][p], "transfer", variants[v],
                               peers[p], "GiB/s");
+            bench_series_init(&cpu[v][p], "transfer-cpu", variants[v],
+                              peers[p], "cpu-ms/GiB");
         }
     }
     /* Interleaved: run r of every series before run r + 1 of any. */
@@ -248,6 +266,7 @@ int main(int argc, char **argv)
                 pthread_t t;
                 uint64_t moved;
                 int64_t t0, t1;
+                double c0, c1;
                 int wr;
 
                 if (!bench_selected(argc, argv, peers[p])) {
@@ -261,12 +280,14 @@ int main(int argc, char **argv)
                 tcp_pair(&wr, &rdr.fd);
                 pthread_create(&t, NULL, reader_main, &rdr);
                 t0 = bench_now_ns();
+                c0 = cpu_of(RUSAGE_SELF);
                 moved = p == 0 ? send_transfer(ctx, wr, fd, size)
                         : p == 1 ? send_sendfile(wr, fd, size)
                                  : send_copy(wr, fd, size);
                 shutdown(wr, SHUT_WR);
                 pthread_join(t, NULL);
                 t1 = bench_now_ns();
+                c1 = cpu_of(RUSAGE_SELF);
                 close(wr);
                 close(rdr.fd);
                 bench_series_add(&series[v][p],
@@ -275,6 +296,12 @@ int main(int argc, char **argv)
                                  "moved %llu, read %llu",
                                  (unsigned long long)moved,
                                  (unsigned long long)rdr.got);
+                /* The sending side: the process less the reader thread. */
+                bench_series_add(&cpu[v][p],
+                                 (c1 - c0 - rdr.cpu) * 1000 /
+                                     ((double)size / (1 << 30)),
+                                 moved == size, "moved %llu",
+                                 (unsigned long long)moved);
             }
         }
     }
@@ -284,6 +311,13 @@ int main(int argc, char **argv)
         }
         bench_print_ratio(&series[v][0], &series[v][1]);
         bench_print_ratio(&series[v][0], &series[v][2]);
+    }
+    for (int v = 0; v < 2; v++) {
+        for (int p = 0; p < 3; p++) {
+            bench_series_report(&cpu[v][p]);
+        }
+        bench_print_ratio(&cpu[v][0], &cpu[v][1]);
+        bench_print_ratio(&cpu[v][0], &cpu[v][2]);
     }
     qemu_set_current_aio_context(NULL);
     aio_context_unref(ctx);
