@@ -85,6 +85,7 @@ struct AioXfer {
     bool checked;         /* descriptors validated */
     bool out_pipe;        /* splice(), whatever the pipe's O_NONBLOCK */
     bool in_probe;        /* the page cache can be probed for in_fd */
+    bool pipe_ignored;    /* SIGPIPE was ignored when the transfer began */
     int stage;
     int out_fd, in_fd;
     int wait_fd; /* duplicate of out_fd, -1 until the first wait */
@@ -92,6 +93,7 @@ struct AioXfer {
     uint64_t count;  /* asked */
     uint64_t done;   /* moved */
     uint64_t size;   /* in_fd's size when probed */
+    uint64_t cached_end; /* [offset, cached_end) was found in the cache */
     int error;
     BlockAIOCB *pool_acb;
     /* A worker's window: what it moved and how it stopped. */
@@ -188,7 +190,9 @@ static int64_t send_part(PipeGuard *g, AioXfer *x, uint64_t *off, uint64_t len)
     if (len > 0x7ffff000) {
         len = 0x7ffff000; /* what one call moves at most anyway */
     }
-    pipe_guard_begin(g);
+    if (!x->pipe_ignored) {
+        pipe_guard_begin(g);
+    }
     do {
         if (x->out_pipe) {
             n = splice(x->in_fd, &pos, x->out_fd, NULL, (size_t)len,
@@ -200,7 +204,7 @@ static int64_t send_part(PipeGuard *g, AioXfer *x, uint64_t *off, uint64_t len)
     if (n < 0) {
         int err = errno;
 
-        if (err == EPIPE) {
+        if (err == EPIPE && g->active) {
             pipe_guard_swallow(g);
         }
         return -err;
@@ -361,11 +365,22 @@ static bool range_cached(AioXfer *x, uint64_t len)
         return true; /* end of file, as far as we know: sendfile says 0 */
     }
     end = x->offset + len < x->size ? x->offset + len : x->size;
+    if (end <= x->cached_end) {
+        /*
+         * Probed already, moments ago (the target was full in between):
+         * no second system call for the same pages.
+         */
+        return true;
+    }
     if (!aio_load(&cachestat_missing)) {
         range.off = x->offset;
         range.len = end - x->offset;
         if (syscall(SYS_cachestat, x->in_fd, &range, &cs, 0) == 0) {
-            return cs.nr_cache >= (end - 1) / page - x->offset / page + 1;
+            if (cs.nr_cache < (end - 1) / page - x->offset / page + 1) {
+                return false;
+            }
+            x->cached_end = end;
+            return true;
         }
         if (errno != ENOSYS && errno != EPERM) {
             return false;
@@ -504,6 +519,13 @@ static bool xfer_check(AioXfer *x)
         return false;
     }
     x->in_probe = S_ISREG(in_st.st_mode);
+    {
+        struct sigaction sa;
+
+        /* Ignored (servers usually do): no blocking around each call. */
+        x->pipe_ignored = sigaction(SIGPIPE, NULL, &sa) == 0 &&
+                          sa.sa_handler == SIG_IGN;
+    }
     x->size = (uint64_t)in_st.st_size;
     x->checked = true;
     return true;

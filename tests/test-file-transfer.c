@@ -470,6 +470,15 @@ START_TEST(test_reader_closes_early_pipe)
 }
 END_TEST
 
+START_TEST(test_reader_closes_early_sigpipe_ignored)
+{
+    /* The other path: no blocking around the calls, -EPIPE all the same. */
+    signal(SIGPIPE, SIG_IGN); /* this test's own process (Check forks) */
+    early_close(true);
+    early_close(false);
+}
+END_TEST
+
 START_TEST(test_blocking_pipe)
 {
     /* A pipe in blocking mode: splice() with SPLICE_F_NONBLOCK still. */
@@ -750,6 +759,7 @@ int main(void)
     tcase_add_test(tc, test_slow_reader);
     tcase_add_test(tc, test_reader_closes_early_socket);
     tcase_add_test(tc, test_reader_closes_early_pipe);
+    tcase_add_test(tc, test_reader_closes_early_sigpipe_ignored);
     suite_add_tcase(s, tc);
     tc = tcase_create("cancel");
     tcase_set_timeout(tc, 60);

@@ -192,10 +192,11 @@ typedef void AioFileTransferFunc(void *opaque, int64_t done, int error);
  *    context's thread pool, so the loop thread never waits for the disk;
  *    the worker does not wait for out_fd either.
  * The caller must not write to out_fd, nor close either descriptor, until
- * cb has run.  SIGPIPE is never raised for the caller: the library blocks
- * it in the calling thread around each sendfile() and discards the one it
- * caused, and reports -EPIPE; the process's signal dispositions are left
- * alone.  Errors go to cb: -EBADF for a closed descriptor or one open in
+ * cb has run.  SIGPIPE is never raised for the caller: unless it is
+ * ignored when the transfer starts, the library blocks it in the sending
+ * thread around each sendfile()/splice() and discards the one it caused;
+ * either way the failure is reported as -EPIPE, and the process's signal
+ * dispositions are left alone.  Errors go to cb: -EBADF for a closed descriptor or one open in
  * the wrong direction, -EINVAL when in_fd is not a regular file or block
  * device or is O_DIRECT, or out_fd is neither a socket nor a pipe, or is a socket in
  * blocking mode, -EMFILE when out_fd
