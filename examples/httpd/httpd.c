@@ -78,7 +78,7 @@ typedef struct Server {
     bool accept_paused; /* out of descriptors: retried by the sweeper */
     QEMUTimer *sweeper;
     Conn *conns;
-    unsigned nconns;
+    unsigned nconns; /* atomic: the main thread reads it for a message */
     bool stopping;
     bool stopped;          /* counted in servers_left */
     int64_t stop_deadline; /* ms; busy connections are cut after it */
@@ -181,7 +181,8 @@ static void conn_free(Conn *c)
     close(c->fd);
     free(c->out);
     free(c);
-    if (--srv->nconns == 0 && srv->stopping) {
+    if (__atomic_sub_fetch(&srv->nconns, 1, __ATOMIC_RELAXED) == 0 &&
+        srv->stopping) {
         server_stopped(srv);
     }
 }
@@ -814,7 +815,7 @@ static void server_accept(void *opaque)
         }
         c->pprev = &srv->conns;
         srv->conns = c;
-        srv->nconns++;
+        __atomic_add_fetch(&srv->nconns, 1, __ATOMIC_RELAXED);
         srv->connections++;
         qemu_coroutine_enter(qemu_coroutine_create(conn_co, c));
     }
