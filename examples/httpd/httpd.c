@@ -1115,7 +1115,7 @@ static bool servers_start(int threads)
     /* iothread_create() reads it; set before any thread exists. */
     setenv("AIOCTX_ENGINE", aio_context_get_engine_name(g.main_ctx), 1);
     for (int i = 0; i < threads; i++) {
-        char id[16];
+        char id[24];
 
         snprintf(id, sizeof(id), "httpd-%d", i);
         g.servers[i].iothread = iothread_create(id, &err);

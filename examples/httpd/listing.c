@@ -95,7 +95,9 @@ char *dir_listing(const char *dir, const char *url_path, size_t *len)
         }
         n++;
     }
-    qsort(names, n, sizeof(*names), by_name);
+    if (n > 1) {
+        qsort(names, n, sizeof(*names), by_name);
+    }
 
     p.buf = malloc(p.cap);
     if (!p.buf) {
