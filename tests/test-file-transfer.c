@@ -18,8 +18,11 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -521,8 +524,22 @@ static BlockAIOCB *stuck(AioContext *ctx, int in, int *wr, int *rd,
     tcp_pair(wr, rd);
     acb = aio_file_transfer(ctx, *wr, in, 0, STUCK, on_done, res);
     ck_assert_ptr_nonnull(acb);
-    /* Let it fill the socket and wait. */
-    for (int i = 0; i < 20 && now_ns() < deadline; i++) {
+    /*
+     * Let it fill the socket and wait: until bytes reached the reader's
+     * side (a worker may carry the first window), then a few iterations.
+     */
+    for (;;) {
+        int queued = 0;
+
+        aio_poll(ctx, false);
+        ck_assert_int_eq(ioctl(*rd, FIONREAD, &queued), 0);
+        if (queued > 0) {
+            break;
+        }
+        ck_assert_msg(now_ns() < deadline, "nothing reached the socket");
+        sleep_ms(1);
+    }
+    for (int i = 0; i < 20; i++) {
         aio_poll(ctx, false);
     }
     ck_assert_int_eq(res->calls, 0);
@@ -610,6 +627,26 @@ START_TEST(test_cancel_sync)
 }
 END_TEST
 
+/*
+ * Whether this process can tell that in's first page is cached, as the
+ * library does (cachestat(2), else a one-byte RWF_NOWAIT read).  Not under
+ * valgrind, which knows neither: every window then goes to a worker.
+ */
+static bool cache_probe_works(int in)
+{
+    struct {
+        uint64_t off, len;
+    } range = { 0, 1 };
+    uint64_t cs[5];
+    char byte;
+    struct iovec iov = { &byte, 1 };
+
+    if (syscall(451, in, &range, cs, 0) == 0) {
+        return true;
+    }
+    return preadv2(in, &iov, 1, 0, RWF_NOWAIT) == 1;
+}
+
 START_TEST(test_destroy_in_flight)
 {
     AioContext *ctx = test_ctx_new();
@@ -631,13 +668,20 @@ START_TEST(test_destroy_in_flight)
     ck_assert_int_eq(res.calls, 1);
     ck_assert_int_eq(res.error, -ECANCELED);
     ck_assert_int_gt(res.done, 0);
-    /* The small one had finished inside its call: its real result. */
     ck_assert_int_eq(res2.calls, 1);
-    ck_assert_int_eq(res2.done, 10);
-    ck_assert_int_eq(res2.error, 0);
     ck_assert_int_eq(res3.calls, 1);
     ck_assert_int_eq(res3.error, -ECANCELED);
-    ck_assert_int_eq(res3.done, 65536); /* a pipe's default capacity */
+    if (cache_probe_works(in)) {
+        /* The small one had finished inside its call: its real result. */
+        ck_assert_int_eq(res2.done, 10);
+        ck_assert_int_eq(res2.error, 0);
+        ck_assert_int_eq(res3.done, 65536); /* a pipe's default capacity */
+    } else {
+        /* In workers: done, or stopped before they started. */
+        ck_assert(res2.done == 10 ? res2.error == 0
+                                  : res2.done == 0 && res2.error == -ECANCELED);
+        ck_assert(res3.done == 0 || res3.done == 65536);
+    }
     close(wr);
     close(rd);
     close(wr2);
