@@ -11,7 +11,8 @@
  * for SIGINT/SIGTERM.  The signals arrive as loop events
  * (aio_context_add_signal), so shutting down is ordinary code: stop the
  * main loop, let every IOThread close its sockets in its own thread, stop
- * the IOThreads, destroy the contexts.
+ * the IOThreads, destroy the contexts.  SIGUSR1 prints every context's
+ * loop metrics (aioctx/stats.h); they are printed at exit too.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -27,6 +28,8 @@
 #include <unistd.h>
 
 #include <aioctx.h>
+
+#include "print-stats.h"
 
 #define BUF_SIZE 65536
 #define MAX_THREADS 64
@@ -210,6 +213,34 @@ static int listen_on(const char *addr, int *port, bool reuseport)
     return fd;
 }
 
+/* What the signal callbacks need. */
+typedef struct App {
+    AioContext *main_ctx;
+    Server *servers;
+    int n;
+    bool threads;
+} App;
+
+/* The loop metrics of every context: the main one, then each IOThread's. */
+static void app_print_stats(App *app)
+{
+    print_stats(stdout, "echo-server", "main", app->main_ctx);
+    for (int i = 0; app->threads && i < app->n; i++) {
+        char who[32];
+
+        if (app->servers[i].ctx) {
+            snprintf(who, sizeof(who), "thread %d", i);
+            print_stats(stdout, "echo-server", who, app->servers[i].ctx);
+        }
+    }
+}
+
+static void on_usr1(int signo, void *opaque)
+{
+    (void)signo;
+    app_print_stats(opaque);
+}
+
 static void on_signal(int signo, void *opaque)
 {
     AioContext *main_ctx = opaque;
@@ -233,7 +264,7 @@ static void usage(FILE *out)
             "most %d)\n"
             "  --help         show this text\n"
             "Echoes back whatever each client sends; Ctrl-C (SIGINT) or "
-            "SIGTERM stops it.\n",
+            "SIGTERM stops it,\nSIGUSR1 prints the loop metrics.\n",
             MAX_THREADS);
 }
 
@@ -358,6 +389,7 @@ int main(int argc, char **argv)
     AioContext *main_ctx;
     Error *err = NULL;
     int ret, n, status = 1;
+    App app;
 
     ret = parse_options(argc, argv, &o);
     if (ret >= 0) {
@@ -370,18 +402,20 @@ int main(int argc, char **argv)
         error_free(err);
         return 1;
     }
+    n = o.threads ? o.threads : 1;
+    app = (App){ main_ctx, servers, n, o.threads > 0 };
     /* Before any thread exists, so that every thread blocks them. */
     if (aio_context_add_signal(main_ctx, SIGINT, on_signal, main_ctx,
                                &err) < 0 ||
         aio_context_add_signal(main_ctx, SIGTERM, on_signal, main_ctx,
-                               &err) < 0) {
+                               &err) < 0 ||
+        aio_context_add_signal(main_ctx, SIGUSR1, on_usr1, &app, &err) < 0) {
         fprintf(stderr, "echo-server: %s\n", error_get_pretty(err));
         error_free(err);
         aio_context_unref(main_ctx);
         return 1;
     }
 
-    n = o.threads ? o.threads : 1;
     memset(servers, 0, sizeof(servers));
     for (int i = 0; i < n; i++) {
         servers[i].listen_fd = -1;
@@ -410,6 +444,7 @@ int main(int argc, char **argv)
     status = 0;
 
 out:
+    app_print_stats(&app);
     servers_stop(servers, n);
     for (int i = 0; i < n; i++) {
         total += servers[i].connections;

@@ -17,5 +17,6 @@
 #include <aioctx/thread-pool.h>
 #include <aioctx/iothread.h>
 #include <aioctx/file-io.h>
+#include <aioctx/stats.h>
 
 #endif /* AIOCTX_H */

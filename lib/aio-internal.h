@@ -15,13 +15,9 @@
 
 #include "aioctx/aio.h"
 #include "engine.h"
-#include "lockcnt.h"
-
-/* Relaxed and ordered atomic accessors, spelled once. */
-#define aio_load(p) __atomic_load_n((p), __ATOMIC_RELAXED)
-#define aio_load_acquire(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define aio_store(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
-#define aio_store_release(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#include "util/atomic.h"
+#include "util/lockcnt.h"
+#include "util/now.h"
 
 /* ---- fd handlers (handlers.c) ---- */
 
@@ -51,9 +47,6 @@ struct AioHandler {
     alignas(max_align_t) unsigned char engine_priv[];
 };
 
-struct AioReadyList {
-    AioHandler *head;
-};
 
 /* ---- bottom halves (bh.c) ---- */
 
@@ -66,6 +59,20 @@ struct BHSlice {
 };
 
 /* ---- the context ---- */
+
+/* The counters behind aio_context_get_stats() (aioctx/stats.h). */
+typedef struct AioStats {
+    uint64_t iterations;
+    uint64_t waits;
+    uint64_t wait_ns;
+    uint64_t bh_runs;
+    uint64_t fd_dispatches;
+    uint64_t poll_hits;
+    uint64_t poll_misses;
+    uint64_t timers_fired;
+    uint64_t file_submitted;
+    uint64_t file_completed;
+} AioStats;
 
 struct AioContext {
     unsigned refcnt; /* atomic */
@@ -99,12 +106,16 @@ struct AioContext {
     /* One-shot BHs kept for reuse by the thread that runs them (bh.c). */
     QEMUBH *oneshot_cache;
     unsigned oneshot_cached;
+    /* Loop metrics (stats.c): written by the home thread only. */
+    AioStats stats;
     /* Every BH made by aio_bh_new_full, so destruction can free it. */
     pthread_mutex_t bh_all_lock;
     QEMUBH *bh_all;
 
     /* The context's own notifier, written by aio_notify(). */
     EventNotifier notifier;
+    /* Engine waits that failed in a row (poll.c); home thread. */
+    unsigned wait_failures;
 
     /* fd handlers. */
     AioLockCnt list_lock;
@@ -148,8 +159,17 @@ struct AioContext {
     struct AioSignals *signals; /* home thread; made by add_signal */
 };
 
+/* stats.c */
+
+/* Count one more: a relaxed load and store, no locked instruction. */
+#define aio_stat_add(ctx, field, n)                                            \
+    aio_store(&(ctx)->stats.field, aio_load(&(ctx)->stats.field) + (n))
+
 /* bh.c */
 void aio_bh_init_ctx(AioContext *ctx);
+/* aio_bh_new() for the library's own BHs: NULL when out of memory. */
+QEMUBH *aio_bh_try_new(AioContext *ctx, QEMUBHFunc *cb, void *opaque,
+                       const char *name);
 void aio_bh_destroy_ctx(AioContext *ctx);
 /* 0 if a non-idle BH is scheduled, 10 ms if only idle ones, else -1. */
 int64_t aio_bh_timeout(AioContext *ctx);
@@ -210,8 +230,11 @@ extern __thread AioContext *aio_tls_current_ctx
     __attribute__((tls_model("initial-exec")));
 
 /* co-schedule.c */
-/* Create the context's co_schedule_bh; called right after aio_bh_init_ctx. */
-void aio_co_init_ctx(AioContext *ctx);
+/*
+ * Create the context's co_schedule_bh; called right after aio_bh_init_ctx.
+ * False when out of memory.
+ */
+bool aio_co_init_ctx(AioContext *ctx);
 /* Abort if coroutines are still scheduled; delete co_schedule_bh. */
 void aio_co_destroy_ctx(AioContext *ctx);
 
@@ -226,8 +249,8 @@ void aio_timers_free(QEMUTimerListGroup *tlg);
  * sleep on the context (it becomes the group's polling thread).
  */
 int64_t aio_timers_deadline_ns(QEMUTimerListGroup *tlg);
-/* Run the due timers of every clock, in clock order; returns progress. */
-bool aio_timers_run(QEMUTimerListGroup *tlg);
+/* Run the due timers of every clock, in clock order; returns how many. */
+unsigned aio_timers_run(QEMUTimerListGroup *tlg);
 
 /* aiocb.c */
 /*
@@ -255,6 +278,14 @@ void aiocb_free_flush(AiocbFreeBatch *b);
  * undelivered callbacks in the calling thread.  First step of destruction.
  */
 void aio_thread_pool_destroy_ctx(AioContext *ctx);
+/*
+ * Jobs submitted and completed, and waiting for or being run by a worker
+ * now (an estimate: workers not sleeping count as running), for
+ * aio_context_get_stats().  Any thread; zeroes when ctx has no pool.
+ */
+void aio_thread_pool_stats(AioContext *ctx, uint64_t *submitted,
+                           uint64_t *completed, uint64_t *queued,
+                           uint64_t *running);
 /* Apply ctx->thread_pool_min/max to a live pool (no-op without one). */
 void aio_thread_pool_update_params(AioContext *ctx);
 /*
@@ -281,16 +312,20 @@ void aio_transfer_destroy_ctx(AioContext *ctx);
 /* loop.c: close the signalfd and free the signal table (destruction). */
 void aio_loop_destroy_ctx(AioContext *ctx);
 
-/* handlers.c */
-void aio_set_fd_handler_full(AioContext *ctx, int fd, IOHandler *io_read,
+/*
+ * handlers.c: aio_set_fd_handler() for the library's own descriptors too
+ * (is_notifier: the context's notifier, whose wake-ups are not progress).
+ * Returns false, changing nothing, when out of memory.
+ */
+bool aio_set_fd_handler_full(AioContext *ctx, int fd, IOHandler *io_read,
                              IOHandler *io_write, AioPollFn *io_poll,
                              IOHandler *io_poll_ready, void *opaque,
                              bool is_notifier);
 void aio_handlers_destroy_ctx(AioContext *ctx);
 /* Run the ready list; returns progress. */
 bool aio_dispatch_ready(AioContext *ctx, AioReadyList *ready);
-/* Empty a ready list without dispatching it. */
-void aio_ready_list_clear(AioReadyList *ready);
+/* True when the context's own notifier is the only node in ready. */
+bool aio_ready_list_only_notifier(const AioReadyList *ready);
 /* Free handlers marked deleted if the caller is the only walker. */
 void aio_free_deleted_handlers(AioContext *ctx);
 /*
@@ -306,14 +341,5 @@ bool aio_poll_set_started(AioContext *ctx, AioReadyList *ready, bool started,
  */
 bool aio_run_poll_handlers_once(AioContext *ctx, AioReadyList *ready,
                                 bool *any_ready);
-
-/* time helper */
-static inline int64_t aio_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 #endif /* AIOCTX_AIO_INTERNAL_H */

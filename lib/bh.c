@@ -148,7 +148,7 @@ static QEMUBH *bh_alloc(AioContext *ctx, QEMUBHFunc *cb, void *opaque,
     QEMUBH *bh = malloc(sizeof(*bh));
 
     if (!bh) {
-        abort(); /* QEMU's BH constructors cannot fail either */
+        return NULL;
     }
     *bh = (QEMUBH){
         .ctx = ctx, .cb = cb, .opaque = opaque, .name = name, .guard = guard
@@ -331,6 +331,7 @@ static inline void bh_call(QEMUBH *bh)
     MemReentrancyGuard *guard = bh->guard; /* cb may free bh */
     bool was_engaged = false;
 
+    aio_stat_add(bh->ctx, bh_runs, 1);
     if (guard) {
         was_engaged = guard->engaged_in_io;
         guard->engaged_in_io = true;
@@ -591,7 +592,23 @@ AIOCTX_API QEMUBH *aio_bh_new_full(AioContext *ctx, QEMUBHFunc *cb,
 {
     QEMUBH *bh = bh_alloc(ctx, cb, opaque, name, reentrancy_guard);
 
+    if (!bh) {
+        /* QEMU's BH constructors cannot fail either. */
+        aio_fatal("out of memory allocating bottom half %s",
+                  name ? name : "(unnamed)");
+    }
     bh_all_add(ctx, bh);
+    return bh;
+}
+
+QEMUBH *aio_bh_try_new(AioContext *ctx, QEMUBHFunc *cb, void *opaque,
+                       const char *name)
+{
+    QEMUBH *bh = bh_alloc(ctx, cb, opaque, name, NULL);
+
+    if (bh) {
+        bh_all_add(ctx, bh);
+    }
     return bh;
 }
 
@@ -610,6 +627,10 @@ AIOCTX_API void aio_bh_schedule_oneshot_full(AioContext *ctx, QEMUBHFunc *cb,
         return;
     }
     bh = bh_alloc(ctx, cb, opaque, name, NULL);
+    if (!bh) {
+        aio_fatal("out of memory scheduling bottom half %s",
+                  name ? name : "(unnamed)");
+    }
     bh->flags = BH_ONESHOT;
     bh_schedule(bh, false);
 }
@@ -652,6 +673,11 @@ AIOCTX_API void qemu_bh_delete(QEMUBH *bh)
     bool bracketed;
 
     if (!bh_home_begin(ctx, &bracketed)) {
+        /*
+         * A home request made before this no longer stands (as after
+         * qemu_bh_cancel): aio_bh_timeout() must not count it.
+         */
+        __atomic_fetch_add(&bh->cancels, 1, __ATOMIC_RELEASE);
         bh_enqueue_remote(bh, BH_DELETED);
         return;
     }

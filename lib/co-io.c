@@ -51,9 +51,12 @@ static void coroutine_fn yield_until_fd_ready(int fd, bool write,
     if (!w.ctx) {
         co_die("%s: the calling thread has no current AioContext", what);
     }
-    aio_set_fd_handler(w.ctx, fd, write ? NULL : fd_wait_ready,
-                       write ? fd_wait_ready : NULL, NULL, NULL, &w);
-    qemu_coroutine_yield();
+    /* Out of memory: return at once, as a spurious wake-up would. */
+    if (aio_set_fd_handler_full(w.ctx, fd, write ? NULL : fd_wait_ready,
+                                write ? fd_wait_ready : NULL, NULL, NULL, &w,
+                                false)) {
+        qemu_coroutine_yield();
+    }
 }
 
 AIOCTX_API void coroutine_fn yield_until_fd_readable(int fd)

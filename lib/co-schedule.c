@@ -44,11 +44,12 @@ static void co_schedule_bh_cb(void *opaque)
     }
 }
 
-void aio_co_init_ctx(AioContext *ctx)
+bool aio_co_init_ctx(AioContext *ctx)
 {
     ctx->scheduled_coroutines = NULL;
-    ctx->co_schedule_bh = aio_bh_new_full(ctx, co_schedule_bh_cb, ctx,
-                                          "co_schedule_bh", NULL);
+    ctx->co_schedule_bh =
+        aio_bh_try_new(ctx, co_schedule_bh_cb, ctx, "co_schedule_bh");
+    return ctx->co_schedule_bh != NULL;
 }
 
 void aio_co_destroy_ctx(AioContext *ctx)

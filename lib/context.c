@@ -66,6 +66,12 @@ static const AioEngineOps *engine_choose(const char *name, Error **errp)
     int ret;
 
     ops = aio_engine_find(name);
+    if (!ops && aio_engine_left_out(name)) {
+        error_setg_errno(errp, ENOTSUP,
+                         "engine '%s' was left out of this build of "
+                         "libaioctx (built: %s)", name, aio_engine_names());
+        return NULL;
+    }
     if (!ops) {
         error_setg(errp, "unknown engine '%s' (known: auto, %s)", name,
                    aio_engine_names());
@@ -78,6 +84,8 @@ static const AioEngineOps *engine_choose(const char *name, Error **errp)
     }
     return ops;
 }
+
+static void ctx_free(AioContext *ctx);
 
 static AioContext *ctx_alloc(const AioEngineOps *ops)
 {
@@ -109,9 +117,12 @@ static AioContext *ctx_alloc(const AioEngineOps *ops)
     pthread_mutex_init(&ctx->acquire_lock, &attr);
     pthread_mutexattr_destroy(&attr);
     aio_bh_init_ctx(ctx);
-    aio_co_init_ctx(ctx);
     lockcnt_init(&ctx->list_lock);
     ctx->thread_pool_max = THREAD_POOL_MAX_DEFAULT;
+    if (!aio_co_init_ctx(ctx)) {
+        ctx_free(ctx);
+        return NULL;
+    }
     return ctx;
 }
 
@@ -146,13 +157,24 @@ static AioContext *ctx_create(const AioEngineOps *ops, Error **errp)
         return NULL;
     }
     if (ops->init(ctx, errp) < 0) {
+        /* init may have grown the fd table before failing. */
+        aio_handlers_destroy_ctx(ctx);
         event_notifier_cleanup(&ctx->notifier);
         ctx_free(ctx);
         return NULL;
     }
-    aio_set_fd_handler_full(ctx, event_notifier_get_fd(&ctx->notifier),
-                            ctx_notifier_read, NULL, ctx_notifier_poll,
-                            ctx_notifier_poll_ready, &ctx->notifier, true);
+    if (!aio_set_fd_handler_full(ctx, event_notifier_get_fd(&ctx->notifier),
+                                 ctx_notifier_read, NULL, ctx_notifier_poll,
+                                 ctx_notifier_poll_ready, &ctx->notifier,
+                                 true)) {
+        error_setg_errno(errp, ENOMEM, "cannot watch the context notifier");
+        aio_file_destroy_ctx(ctx); /* the linux-aio engine made one */
+        aio_handlers_destroy_ctx(ctx);
+        ops->destroy(ctx);
+        event_notifier_cleanup(&ctx->notifier);
+        ctx_free(ctx);
+        return NULL;
+    }
     aio_notify_accept(ctx);
     return ctx;
 }
@@ -255,6 +277,31 @@ AIOCTX_API bool aio_engine_available(const char *name)
 void *aio_engine_priv(AioContext *ctx)
 {
     return ctx->engine_priv;
+}
+
+int64_t aio_engine_max_batch(AioContext *ctx)
+{
+    return aio_load(&ctx->aio_max_batch);
+}
+
+void aio_engine_lock(AioContext *ctx)
+{
+    lockcnt_lock(&ctx->list_lock);
+}
+
+void aio_engine_unlock(AioContext *ctx)
+{
+    lockcnt_unlock(&ctx->list_lock);
+}
+
+void aio_engine_visit_begin(AioContext *ctx)
+{
+    lockcnt_inc(&ctx->list_lock);
+}
+
+void aio_engine_visit_end(AioContext *ctx)
+{
+    lockcnt_dec(&ctx->list_lock);
 }
 
 /* ---- ownership and the current context ---- */

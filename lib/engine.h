@@ -8,14 +8,16 @@
  * core never looks inside an engine: it allocates ctx_priv_size bytes per
  * context and handler_priv_size bytes per handler for the engine's own use
  * (zero-filled) and reaches them with aio_engine_priv() and
- * aio_handler_engine_priv().
+ * aio_handler_engine_priv().  Engines see the context only through the
+ * functions declared at the end of this file.
  *
  * Threads and locks:
  *  - probe may run in any thread at any time and must have no side effects;
  *  - init/destroy run once per context, with no other user;
- *  - update runs with ctx->list_lock LOCKED, in any thread;
- *  - wait/pollfd run in the home thread with the list lock's visitor
- *    count held (handlers may be marked deleted meanwhile but are not
+ *  - update runs with the handler list LOCKED (aio_engine_lock()), in any
+ *    thread;
+ *  - wait/pollfd run in the home thread while the handler list is being
+ *    visited (handlers may be marked deleted meanwhile but are not
  *    freed);
  *  - need_wait and file_dispatch run in the home thread on every loop
  *    iteration, without the visitor count (an iteration that only runs
@@ -30,12 +32,17 @@
 #include <stdint.h>
 
 #include "aioctx/aio.h"
+#include "util/atomic.h"
+#include "util/now.h"
 
 typedef struct AioHandler AioHandler;
-typedef struct AioReadyList AioReadyList;
-typedef struct AioFileReq AioFileReq;
+/* Handlers found ready by wait(), linked through the handlers. */
+typedef struct AioReadyList {
+    AioHandler *head;
+} AioReadyList;
+typedef struct AioFileExec AioFileExec;
 
-#define AIO_ENGINE_OPS_VERSION 1
+#define AIO_ENGINE_OPS_VERSION 2
 
 typedef struct AioEngineOps {
     /* AIO_ENGINE_OPS_VERSION; the struct only grows at the end. */
@@ -90,8 +97,8 @@ typedef struct AioEngineOps {
 
     /*
      * A single descriptor that polls readable whenever wait() would find
-     * something (for embedding in a foreign loop), or -1 if the engine has
-     * none.  May be NULL.
+     * something (for embedding in a foreign loop), or -errno when it cannot
+     * be had now.  May be NULL (the engine has none).
      */
     int (*pollfd)(AioContext *ctx);
 
@@ -104,25 +111,11 @@ typedef struct AioEngineOps {
 
     /*
      * ---- File I/O (aio_file_*, lib/file-io-internal.h) ----
-     * The front end (file-io.c) validates requests, resubmits short
-     * transfers and runs callbacks; these slots only move one part of a
-     * request (req->type, fd, iov, iovcnt, offset, datasync) to the kernel
-     * and report its result with aio_file_req_done().  All run in the home
-     * thread.  An engine may keep its own state per request in req->u.
-     *
-     * Start req.  Must not report req done before returning (a request it
-     * cannot start now waits in the engine until it can).  Returns 0, or
-     * -errno when req can never start (the front end completes it).
+     * The executor that runs ctx's file requests (an AioFileExec the
+     * engine keeps in its own state), or NULL for the thread pool.  Asked
+     * in the home thread, once per context, after init.  May be NULL.
      */
-    int (*file_submit)(AioContext *ctx, AioFileReq *req);
-
-    /*
-     * Ask for the cancellation of req, which file_submit() accepted and
-     * which was not reported done yet.  Best effort: req is still reported
-     * done, with -ECANCELED if the cancellation won.  May report it done
-     * before returning.  May be NULL (requests then always run).
-     */
-    void (*file_cancel)(AioContext *ctx, AioFileReq *req);
+    AioFileExec *(*file_exec)(AioContext *ctx);
 
     /*
      * Report the completions wait() collected (aio_file_req_done(), which
@@ -148,6 +141,8 @@ typedef struct AioEngineOps {
 
 /* The engine called name, or NULL. "auto" is not an engine. */
 const AioEngineOps *aio_engine_find(const char *name);
+/* Whether name is an optional engine this build left out. */
+bool aio_engine_left_out(const char *name);
 /* Comma-separated list of every compiled-in engine, for messages. */
 const char *aio_engine_names(void);
 /*
@@ -164,6 +159,22 @@ extern const AioEngineOps aio_engine_io_uring;
 extern const AioEngineOps aio_engine_linux_aio;
 
 /* Services the core offers engines (context.c / handlers.c). */
+
+/* The context's aio_max_batch (0: the engine's default).  Any thread. */
+int64_t aio_engine_max_batch(AioContext *ctx);
+/*
+ * Take and release the handler list's lock (update runs under it).  An
+ * engine that changes its own fd bookkeeping from wait/pollfd takes it.
+ */
+void aio_engine_lock(AioContext *ctx);
+void aio_engine_unlock(AioContext *ctx);
+/*
+ * Bracket a walk of the handler list outside wait() (for example a drain
+ * at destruction that calls wait() itself): handlers are not freed
+ * meanwhile.  Home thread.
+ */
+void aio_engine_visit_begin(AioContext *ctx);
+void aio_engine_visit_end(AioContext *ctx);
 
 void *aio_engine_priv(AioContext *ctx);
 void *aio_handler_engine_priv(AioHandler *node);
@@ -182,6 +193,8 @@ unsigned aio_handler_poll_ready_runs(AioHandler *node);
 bool aio_handler_deleted(AioHandler *node);
 /* Report node as ready with revents (POLLIN, POLLOUT, POLLHUP, POLLERR). */
 void aio_ready_list_add(AioReadyList *ready, AioHandler *node, int revents);
+/* Forget what a ready list holds. */
+void aio_ready_list_clear(AioReadyList *ready);
 /* Call fn on every live handler (visitor count held by the caller). */
 void aio_handlers_foreach(AioContext *ctx,
                           void (*fn)(AioHandler *node, void *opaque),

@@ -35,22 +35,32 @@ static void error_deliver(Error **errp, Error *err)
     *errp = err;
 }
 
+/*
+ * What a failure is reported with when there is no memory left for its own
+ * Error: shared, never freed, its message says what happened.
+ */
+static Error error_oom = {
+    .msg = (char *)"out of memory (while reporting an error)",
+    .os_errno = ENOMEM,
+};
+
 static Error *error_vnew(int os_errno, const char *fmt, va_list ap)
 {
     Error *err = calloc(1, sizeof(*err));
     char *msg = NULL;
 
     if (!err || vasprintf(&msg, fmt, ap) < 0) {
-        aio_fatal("out of memory reporting an error");
+        free(err);
+        return &error_oom;
     }
     if (os_errno) {
         char *full = NULL;
 
-        if (asprintf(&full, "%s: %s", msg, strerror(os_errno)) < 0) {
-            abort();
+        /* Without memory for the suffix, the message alone still tells. */
+        if (asprintf(&full, "%s: %s", msg, strerror(os_errno)) >= 0) {
+            free(msg);
+            msg = full;
         }
-        free(msg);
-        msg = full;
     }
     err->msg = msg;
     err->os_errno = os_errno;
@@ -114,7 +124,7 @@ AIOCTX_API void error_report_err(Error *err)
 
 AIOCTX_API void error_free(Error *err)
 {
-    if (!err) {
+    if (!err || err == &error_oom) {
         return;
     }
     free(err->msg);

@@ -20,6 +20,7 @@
  * elsewhere the request is referenced, pushed on a lock-free list, and the
  * bottom half asks the executor in the home thread.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -29,12 +30,15 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "aio-internal.h"
 #include "aioctx/coroutine.h"
-#include "log-internal.h"
-#include "aioctx/thread-pool.h"
 #include "file-io-internal.h"
+#include "log-internal.h"
 
-/* -EINTR / -EAGAIN resubmissions of one part before the error stands. */
+/*
+ * -EINTR / -EAGAIN (and unasked -ECANCELED) resubmissions of one part
+ * before the error stands.
+ */
 #define FILE_MAX_RETRIES 64
 /* Finished requests a context keeps for reuse (saves malloc and free). */
 #define FILE_SPARE_MAX 256
@@ -44,7 +48,7 @@ static void file_bh(void *opaque);
 
 static const AIOCBInfo file_aiocb_info = {
     .cancel_async = file_cancel_async,
-    .aiocb_size = sizeof(AioFileReq),
+    .aiocb_size = sizeof(AioFileReq), /* plus the executor's area */
 };
 
 static void file_die(const char *what)
@@ -54,7 +58,22 @@ static void file_die(const char *what)
 
 /* ---- per-context state ---- */
 
+AioFileState *aio_file_state_peek(AioContext *ctx)
+{
+    return aio_load_acquire(&ctx->file_state);
+}
+
 AioFileState *aio_file_state(AioContext *ctx)
+{
+    AioFileState *fs = aio_file_state_try(ctx);
+
+    if (!fs) {
+        file_die("out of memory allocating the file I/O state");
+    }
+    return fs;
+}
+
+AioFileState *aio_file_state_try(AioContext *ctx)
 {
     AioFileState *fs = aio_load_acquire(&ctx->file_state);
     AioFileState *expected = NULL;
@@ -64,11 +83,21 @@ AioFileState *aio_file_state(AioContext *ctx)
     }
     fs = calloc(1, sizeof(*fs));
     if (!fs) {
-        file_die("out of memory allocating the file I/O state");
+        return NULL;
     }
     fs->ctx = ctx;
-    fs->deferred_tail = &fs->deferred_head;
-    fs->bh = aio_bh_new(ctx, file_bh, fs);
+    aio_fifo_init(&fs->deferred);
+    fs->pool_exec.ops = &aio_file_pool_ops;
+    fs->engine_exec = ctx->engine->file_exec ? ctx->engine->file_exec(ctx)
+                                             : NULL;
+    if (!fs->engine_exec) {
+        fs->engine_exec = &fs->pool_exec;
+    }
+    fs->bh = aio_bh_try_new(ctx, file_bh, fs, "file_bh");
+    if (!fs->bh) {
+        free(fs);
+        return NULL;
+    }
     if (!__atomic_compare_exchange_n(&ctx->file_state, &expected, fs, false,
                                      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
         qemu_bh_delete(fs->bh);
@@ -77,138 +106,6 @@ AioFileState *aio_file_state(AioContext *ctx)
     }
     return fs;
 }
-
-/* ---- the engine and the thread pool as executors ---- */
-
-static int engine_exec_submit(void *opaque, AioFileReq *req)
-{
-    AioContext *ctx = opaque;
-
-    return ctx->engine->file_submit(ctx, req);
-}
-
-static void engine_exec_cancel(void *opaque, AioFileReq *req)
-{
-    AioContext *ctx = opaque;
-
-    if (ctx->engine->file_cancel) {
-        ctx->engine->file_cancel(ctx, req);
-    }
-}
-
-static const AioFileExec engine_exec = {
-    .submit = engine_exec_submit,
-    .cancel = engine_exec_cancel,
-};
-
-/* In a worker: one system call for the part (EINTR retried here). */
-static int pool_work(void *opaque)
-{
-    AioFileReq *req = opaque;
-    ssize_t ret;
-
-    do {
-        switch (req->type) {
-        case QEMU_AIO_READ:
-            ret = preadv(req->fd, req->iov, req->iovcnt, (off_t)req->offset);
-            break;
-        case QEMU_AIO_WRITE:
-            ret = pwritev(req->fd, req->iov, req->iovcnt, (off_t)req->offset);
-            break;
-        default:
-            ret = req->datasync ? fdatasync(req->fd) : fsync(req->fd);
-            break;
-        }
-    } while (ret < 0 && errno == EINTR);
-    /* One call moves at most 0x7ffff000 bytes, which fits an int. */
-    return ret < 0 ? -errno : (int)ret;
-}
-
-static void pool_done(void *opaque, int ret)
-{
-    AioFileReq *req = opaque;
-
-    req->u.pool.acb = NULL;
-    aio_file_req_done(req, ret);
-}
-
-/*
- * The page cache fast path: a buffered read or write that needs no disk
- * I/O is done at once with RWF_NOWAIT (the kernel says EAGAIN instead of
- * sleeping), saving two thread hand-offs; its completion is still
- * delivered later, from the front end's bottom half (aio_file_req_done()
- * defers completions that arrive while a submit runs).  A partial transfer
- * is fine: the front end submits the rest, which then goes to the pool.
- * Not for O_DIRECT descriptors, whose reads wait for the device even with
- * RWF_NOWAIT.  Returns false when the worker must do it.
- */
-static bool pool_try_nowait(AioFileReq *req)
-{
-    int flags;
-    ssize_t ret;
-
-    if (req->type == QEMU_AIO_FLUSH) {
-        return false;
-    }
-    flags = fcntl(req->fd, F_GETFL);
-    if (flags < 0 || (flags & O_DIRECT)) {
-        return false;
-    }
-    if (req->type == QEMU_AIO_READ) {
-        ret = preadv2(req->fd, req->iov, req->iovcnt, (off_t)req->offset,
-                      RWF_NOWAIT);
-    } else {
-        ret = pwritev2(req->fd, req->iov, req->iovcnt, (off_t)req->offset,
-                       RWF_NOWAIT);
-    }
-    if (ret < 0 || (ret == 0 && req->type == QEMU_AIO_WRITE)) {
-        return false; /* EAGAIN, EOPNOTSUPP, ...: the worker finds out */
-    }
-    aio_file_req_done(req, ret);
-    return true;
-}
-
-int aio_file_pool_submit(AioContext *ctx, AioFileReq *req)
-{
-    AioContext *current = qemu_get_current_aio_context();
-
-    if (pool_try_nowait(req)) {
-        return 0;
-    }
-
-    /*
-     * thread_pool_submit_aio() works on the calling thread's current
-     * context: make that ctx for the call (nothing can switch coroutines
-     * in between).
-     */
-    qemu_set_current_aio_context(ctx);
-    req->u.pool.acb = thread_pool_submit_aio(pool_work, req, pool_done, req);
-    qemu_set_current_aio_context(current);
-    return 0;
-}
-
-void aio_file_pool_cancel(AioContext *ctx, AioFileReq *req)
-{
-    (void)ctx;
-    if (req->u.pool.acb) {
-        bdrv_aio_cancel_async(req->u.pool.acb);
-    }
-}
-
-static int pool_exec_submit(void *opaque, AioFileReq *req)
-{
-    return aio_file_pool_submit(opaque, req);
-}
-
-static void pool_exec_cancel(void *opaque, AioFileReq *req)
-{
-    aio_file_pool_cancel(opaque, req);
-}
-
-const AioFileExec aio_file_pool_exec = {
-    .submit = pool_exec_submit,
-    .cancel = pool_exec_cancel,
-};
 
 /* ---- a request's life ---- */
 
@@ -243,8 +140,13 @@ static bool req_advance(AioFileReq *req, int64_t res)
 {
     size_t left = req->size - req->done;
 
-    if ((res == -EINTR || res == -EAGAIN) && !req->cancel_asked &&
-        req->retries < FILE_MAX_RETRIES) {
+    /*
+     * io_uring completes a request with -ECANCELED when it cannot start
+     * an io-wq worker for it: thread creation interrupted by signals is
+     * retried only a few times.  Nobody asked to cancel: submit it again.
+     */
+    if ((res == -EINTR || res == -EAGAIN || res == -ECANCELED) &&
+        !req->cancel_asked && req->retries < FILE_MAX_RETRIES) {
         req->retries++;
         return true; /* the same part again */
     }
@@ -272,13 +174,31 @@ static int req_submit_part(AioFileReq *req)
     int ret;
 
     req->stage = AIO_FILE_EXEC;
+    memset(req->priv, 0, req->exec->ops->req_priv_size);
     fs->submitting++;
-    ret = req->exec->submit(req->exec_opaque, req);
+    ret = req->exec->ops->submit(req->exec, req);
     fs->submitting--;
     if (ret < 0) {
         req->stage = AIO_FILE_FRONT;
     }
     return ret;
+}
+
+int aio_file_req_redirect(AioFileReq *req, AioFileExec *exec)
+{
+    assert(exec->ops->req_priv_size <= req->priv_size);
+    req->exec = exec;
+    memset(req->priv, 0, exec->ops->req_priv_size);
+    return exec->ops->submit(exec, req);
+}
+
+/* Ask req's executor to cancel it (it has req, and was not asked yet). */
+static void exec_cancel(AioFileReq *req)
+{
+    req->cancel_asked = true;
+    if (req->exec->ops->cancel) {
+        req->exec->ops->cancel(req->exec, req);
+    }
 }
 
 static void req_finish(AioFileReq *req)
@@ -296,6 +216,7 @@ static void req_finish(AioFileReq *req)
     free(req->rest);
     req->rest = NULL;
     fs->unfinished--;
+    aio_stat_add(fs->ctx, file_completed, 1);
     req->finish(req, ret);
     /*
      * Nobody may take a reference once the callback has returned, so
@@ -337,9 +258,7 @@ static void req_defer(AioFileReq *req, int64_t res)
     AioFileState *fs = req->fs;
 
     req->res = res;
-    req->next = NULL;
-    *fs->deferred_tail = req;
-    fs->deferred_tail = &req->next;
+    AIO_FIFO_PUSH(&fs->deferred, req, next);
     qemu_bh_schedule(fs->bh);
 }
 
@@ -364,16 +283,12 @@ static void file_bh(void *opaque)
     while ((req = list)) {
         list = req->cancel_next;
         if (req->stage == AIO_FILE_EXEC && !req->cancel_asked) {
-            req->cancel_asked = true;
-            req->exec->cancel(req->exec_opaque, req);
+            exec_cancel(req);
         }
         qemu_aio_unref(req);
     }
-    while ((req = fs->deferred_head)) {
-        fs->deferred_head = req->next;
-        if (!fs->deferred_head) {
-            fs->deferred_tail = &fs->deferred_head;
-        } else if (!rearmed) {
+    while ((req = AIO_FIFO_POP(&fs->deferred, next))) {
+        if (!aio_fifo_empty(&fs->deferred) && !rearmed) {
             /* A callback that nests aio_poll() gets the others there. */
             rearmed = true;
             qemu_bh_schedule(fs->bh);
@@ -382,7 +297,7 @@ static void file_bh(void *opaque)
     }
     if (rearmed) {
         qemu_bh_cancel(fs->bh);
-        if (aio_load(&fs->cancel_list) || fs->deferred_head) {
+        if (aio_load(&fs->cancel_list) || !aio_fifo_empty(&fs->deferred)) {
             qemu_bh_schedule(fs->bh);
         }
     }
@@ -400,9 +315,8 @@ static void file_cancel_async(BlockAIOCB *acb)
     if (qemu_get_current_aio_context() == fs->ctx) {
         /* The home thread: ask now, before the executor moves on. */
         if (req->stage == AIO_FILE_EXEC && !req->cancel_asked) {
-            req->cancel_asked = true;
             fs->submitting++; /* its callback still runs later */
-            req->exec->cancel(req->exec_opaque, req);
+            exec_cancel(req);
             fs->submitting--;
         }
         return;
@@ -441,13 +355,47 @@ static ssize_t iov_total(const struct iovec *iov, int iovcnt)
 }
 
 /*
- * A new request on ctx run by exec (NULL: the engine's slots), or NULL when
- * the arguments are refused.
+ * A request block with room for a private area of priv_size bytes: a spare
+ * one if one is big enough, else a new one.  Every area can hold the
+ * thread pool's (see aio_file_req_redirect()).
+ */
+static AioFileReq *req_alloc(AioFileState *fs, size_t priv_size,
+                             BlockCompletionFunc *cb, void *opaque)
+{
+    AioFileReq *req;
+
+    if (priv_size < aio_file_pool_ops.req_priv_size) {
+        priv_size = aio_file_pool_ops.req_priv_size;
+    }
+    while ((req = fs->spare)) {
+        fs->spare = req->next;
+        fs->nspare--;
+        if (req->priv_size >= priv_size) {
+            priv_size = req->priv_size;
+            break;
+        }
+        qemu_aio_unref(req);
+    }
+    if (!req) {
+        req = aiocb_alloc(sizeof(*req) + priv_size);
+    }
+    memset(req, 0, sizeof(*req));
+    req->common = (BlockAIOCB){ .aiocb_info = &file_aiocb_info,
+                                .cb = cb,
+                                .opaque = opaque,
+                                .refcnt = 1 };
+    req->priv_size = priv_size;
+    return req;
+}
+
+/*
+ * A new request on ctx run by exec (NULL: the engine's executor), or NULL
+ * when the arguments are refused.
  */
 static AioFileReq *req_new(AioContext *ctx, int type, int fd, uint64_t offset,
                            const struct iovec *iov, int iovcnt, bool datasync,
-                           const AioFileExec *exec, void *exec_opaque,
-                           BlockCompletionFunc *cb, void *opaque)
+                           AioFileExec *exec, BlockCompletionFunc *cb,
+                           void *opaque)
 {
     ssize_t size = type == QEMU_AIO_FLUSH ? 0 : iov_total(iov, iovcnt);
     AioFileState *fs;
@@ -457,21 +405,12 @@ static AioFileReq *req_new(AioContext *ctx, int type, int fd, uint64_t offset,
         return NULL;
     }
     fs = aio_file_state(ctx);
-    req = fs->spare;
-    if (req) {
-        fs->spare = req->next;
-        fs->nspare--;
-        memset(req, 0, sizeof(*req));
-        req->common = (BlockAIOCB){ .aiocb_info = &file_aiocb_info,
-                                    .cb = cb,
-                                    .opaque = opaque,
-                                    .refcnt = 1 };
-    } else {
-        req = qemu_aio_get(&file_aiocb_info, NULL, cb, opaque);
+    if (!exec) {
+        exec = fs->engine_exec;
     }
+    req = req_alloc(fs, exec->ops->req_priv_size, cb, opaque);
     req->fs = fs;
-    req->exec = exec ? exec : &engine_exec;
-    req->exec_opaque = exec ? exec_opaque : ctx;
+    req->exec = exec;
     req->finish = finish_cb;
     req->type = type;
     req->fd = fd;
@@ -491,6 +430,7 @@ static void req_start(AioFileReq *req)
     int ret;
 
     fs->unfinished++;
+    aio_stat_add(fs->ctx, file_submitted, 1);
     if (fs->destroying) {
         req_defer(req, -ECANCELED);
         return;
@@ -513,8 +453,8 @@ static BlockAIOCB *file_submit_cb(AioContext *ctx, int type, int fd,
                                   int iovcnt, bool datasync,
                                   BlockCompletionFunc *cb, void *opaque)
 {
-    AioFileReq *req = req_new(ctx, type, fd, offset, iov, iovcnt, datasync,
-                              NULL, NULL, cb, opaque);
+    AioFileReq *req =
+        req_new(ctx, type, fd, offset, iov, iovcnt, datasync, NULL, cb, opaque);
 
     if (!req) {
         return NULL;
@@ -589,15 +529,14 @@ static void require_coroutine(const char *fn)
 static bool coroutine_fn file_co_run(FileCoWait *w, int type, int fd,
                                      uint64_t offset, const struct iovec *iov,
                                      int iovcnt, bool datasync,
-                                     const AioFileExec *exec, void *exec_opaque,
-                                     uint64_t max_batch)
+                                     AioFileExec *exec, uint64_t max_batch)
 {
     AioContext *ctx = qemu_get_current_aio_context();
     AioFileReq *req;
 
     *w = (FileCoWait){ .co = qemu_coroutine_self() };
-    req = req_new(ctx, type, fd, offset, iov, iovcnt, datasync, exec,
-                  exec_opaque, NULL, w);
+    req = req_new(ctx, type, fd, offset, iov, iovcnt, datasync, exec, NULL,
+                  w);
     if (!req) {
         return false;
     }
@@ -618,8 +557,7 @@ static ssize_t coroutine_fn file_co_simple(const char *fn, int type, int fd,
     FileCoWait w;
 
     require_coroutine(fn);
-    if (!file_co_run(&w, type, fd, offset, iov, iovcnt, datasync, NULL, NULL,
-                     0)) {
+    if (!file_co_run(&w, type, fd, offset, iov, iovcnt, datasync, NULL, 0)) {
         return -EINVAL;
     }
     return (ssize_t)w.ret;
@@ -666,10 +604,9 @@ static void qiov_zero_from(QEMUIOVector *qiov, size_t from)
  * QEMU's raw-aio request through exec: 0 when everything moved, -errno;
  * end of file zero-fills the rest of a read; a short write is -ENOSPC.
  */
-int coroutine_fn aio_file_co_qemu(const char *fn, const AioFileExec *exec,
-                                  void *exec_opaque, int fd, uint64_t offset,
-                                  QEMUIOVector *qiov, int type,
-                                  uint64_t max_batch)
+int coroutine_fn aio_file_co_qemu(const char *fn, AioFileExec *exec, int fd,
+                                  uint64_t offset, QEMUIOVector *qiov,
+                                  int type, uint64_t max_batch)
 {
     FileCoWait w;
     bool ok;
@@ -683,7 +620,7 @@ int coroutine_fn aio_file_co_qemu(const char *fn, const AioFileExec *exec,
         return -EINVAL;
     }
     ok = file_co_run(&w, type, fd, offset, qiov ? qiov->iov : NULL,
-                     qiov ? qiov->niov : 0, true, exec, exec_opaque, max_batch);
+                     qiov ? qiov->niov : 0, true, exec, max_batch);
     if (!ok) {
         return -EINVAL;
     }
@@ -703,8 +640,12 @@ int coroutine_fn aio_file_co_qemu(const char *fn, const AioFileExec *exec,
 void aio_file_destroy_ctx(AioContext *ctx)
 {
     AioFileState *fs = aio_load_acquire(&ctx->file_state);
+#ifdef AIOCTX_HAVE_LINUX_AIO
     LinuxAioState *laio;
+#endif
+#ifdef AIOCTX_HAVE_IO_URING
     LuringState *luring;
+#endif
 
     if (!fs) {
         return;
@@ -714,16 +655,20 @@ void aio_file_destroy_ctx(AioContext *ctx)
     if (ctx->engine->file_drain) {
         ctx->engine->file_drain(ctx);
     }
+#ifdef AIOCTX_HAVE_LINUX_AIO
     laio = aio_load_acquire(&fs->laio);
     if (laio) {
         laio_state_free(laio);
     }
+#endif
+#ifdef AIOCTX_HAVE_IO_URING
     luring = aio_load_acquire(&fs->luring);
     if (luring) {
         luring_state_free(luring);
     }
+#endif
     /* What those callbacks submitted was refused: deliver it too. */
-    while (fs->deferred_head || aio_load(&fs->cancel_list)) {
+    while (!aio_fifo_empty(&fs->deferred) || aio_load(&fs->cancel_list)) {
         file_bh(fs);
     }
     if (fs->unfinished) {

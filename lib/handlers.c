@@ -144,10 +144,9 @@ static AioHandler *handler_new(AioContext *ctx)
     AioHandler *node =
         calloc(1, sizeof(*node) + ctx->engine->handler_priv_size);
 
-    if (!node) {
-        aio_fatal("out of memory adding an fd handler");
+    if (node) {
+        node->ctx = ctx;
     }
-    node->ctx = ctx;
     return node;
 }
 
@@ -190,7 +189,7 @@ static void handler_retire(AioContext *ctx, AioHandler *old)
     }
 }
 
-void aio_set_fd_handler_full(AioContext *ctx, int fd, IOHandler *io_read,
+bool aio_set_fd_handler_full(AioContext *ctx, int fd, IOHandler *io_read,
                              IOHandler *io_write, AioPollFn *io_poll,
                              IOHandler *io_poll_ready, void *opaque,
                              bool is_notifier)
@@ -198,7 +197,7 @@ void aio_set_fd_handler_full(AioContext *ctx, int fd, IOHandler *io_read,
     AioHandler *old, *node = NULL;
 
     if (!ctx || fd < 0) {
-        return;
+        return true;
     }
     if (!io_poll_ready) {
         io_poll = NULL; /* io_poll alone could never do the work */
@@ -208,16 +207,19 @@ void aio_set_fd_handler_full(AioContext *ctx, int fd, IOHandler *io_read,
     if (!io_read && !io_write && !io_poll) {
         if (!old) {
             lockcnt_unlock(&ctx->list_lock);
-            return;
+            return true;
         }
         ctx->by_fd[fd] = NULL;
     } else {
-        if (!by_fd_reserve(ctx, fd)) {
+        /* Out of memory: nothing changes, the old handler stays. */
+        node = by_fd_reserve(ctx, fd) ? handler_new(ctx) : NULL;
+        if (!node) {
             lockcnt_unlock(&ctx->list_lock);
-            aio_log(AIO_LOG_ERROR, "out of memory watching fd %d", fd);
-            return;
+            aio_log(AIO_LOG_ERROR,
+                    "out of memory watching fd %d: its handler is unchanged",
+                    fd);
+            return false;
         }
-        node = handler_new(ctx);
         node->fd = fd;
         node->io_read = io_read;
         node->io_write = io_write;
@@ -244,6 +246,7 @@ void aio_set_fd_handler_full(AioContext *ctx, int fd, IOHandler *io_read,
     }
     lockcnt_unlock(&ctx->list_lock);
     aio_notify(ctx);
+    return true;
 }
 
 AIOCTX_API void aio_set_fd_handler(AioContext *ctx, int fd, IOHandler *io_read,
@@ -253,8 +256,8 @@ AIOCTX_API void aio_set_fd_handler(AioContext *ctx, int fd, IOHandler *io_read,
     if (ctx && fd >= 0 && fd == event_notifier_get_fd(&ctx->notifier)) {
         return; /* the context's own notifier is not for the taking */
     }
-    aio_set_fd_handler_full(ctx, fd, io_read, io_write, io_poll, io_poll_ready,
-                            opaque, false);
+    (void)aio_set_fd_handler_full(ctx, fd, io_read, io_write, io_poll,
+                                  io_poll_ready, opaque, false);
 }
 
 AIOCTX_API void aio_set_event_notifier(AioContext *ctx, EventNotifier *notifier,
@@ -325,7 +328,8 @@ void aio_handlers_destroy_ctx(AioContext *ctx)
 
 /* ---- dispatch ---- */
 
-static bool dispatch_handler(AioHandler *node)
+/* Run node's callbacks for what it is ready for; *calls counts them. */
+static bool dispatch_handler(AioHandler *node, unsigned *calls)
 {
     int revents = node->revents & (node->events | POLLNVAL);
     bool poll_ready = node->poll_ready;
@@ -338,17 +342,20 @@ static bool dispatch_handler(AioHandler *node)
         !aio_handler_deleted(node)) {
         node->in_poll_ready = true;
         node->poll_ready_runs++;
+        (*calls)++;
         node->io_poll_ready(node->opaque);
         node->in_poll_ready = false;
         return !node->is_notifier;
     }
     if ((revents & EVENTS_READ) && node->io_read &&
         !aio_handler_deleted(node)) {
+        (*calls)++;
         node->io_read(node->opaque);
         progress = !node->is_notifier;
     }
     if ((revents & EVENTS_WRITE) && node->io_write &&
         !aio_handler_deleted(node)) {
+        (*calls)++;
         node->io_write(node->opaque);
         progress = true;
     }
@@ -360,12 +367,21 @@ bool aio_dispatch_ready(AioContext *ctx, AioReadyList *ready)
     bool progress = false;
     AioHandler *node;
 
-    (void)ctx;
+    unsigned calls = 0;
+
     while ((node = ready->head)) {
         ready_list_remove(node);
-        progress |= dispatch_handler(node);
+        progress |= dispatch_handler(node, &calls);
+    }
+    if (calls) {
+        aio_stat_add(ctx, fd_dispatches, calls);
     }
     return progress;
+}
+
+bool aio_ready_list_only_notifier(const AioReadyList *ready)
+{
+    return ready->head && ready->head->is_notifier && !ready->head->ready_next;
 }
 
 /* ---- busy-polling ---- */

@@ -62,9 +62,11 @@ AIOCTX_API void aio_context_stop(AioContext *ctx)
 
 AIOCTX_API int aio_context_get_pollfd(AioContext *ctx)
 {
+    if (!ctx) {
+        return -EINVAL;
+    }
     if (!ctx->engine->pollfd) {
-        errno = ENOTSUP;
-        return -1;
+        return -ENOTSUP;
     }
     return ctx->engine->pollfd(ctx);
 }
@@ -128,8 +130,12 @@ static int signals_set_mask(AioContext *ctx, AioSignals *sigs,
     if (fd < 0) {
         return -errno;
     }
+    if (!aio_set_fd_handler_full(ctx, fd, signals_read, NULL, NULL, NULL, ctx,
+                                 false)) {
+        close(fd);
+        return -ENOMEM;
+    }
     sigs->fd = fd;
-    aio_set_fd_handler(ctx, fd, signals_read, NULL, NULL, NULL, ctx);
     return 0;
 }
 

@@ -8,9 +8,13 @@
  * Also the pieces that let a foreign loop drive a context: aio_prepare(),
  * aio_pending(), aio_dispatch(), aio_compute_timeout().
  */
+#include <errno.h>
 #include <poll.h>
+#include <string.h>
+#include <time.h>
 
 #include "aio-internal.h"
+#include "log-internal.h"
 
 #define POLL_GROW_DEFAULT 2
 #define POLL_START_NS 4000
@@ -79,6 +83,11 @@ static bool try_poll_mode(AioContext *ctx, AioReadyList *ready,
     } while (!any && elapsed < max_ns && !ctx->engine->need_wait(ctx));
 
     if (any) {
+        aio_stat_add(ctx, poll_hits, 1);
+    } else {
+        aio_stat_add(ctx, poll_misses, 1);
+    }
+    if (any) {
         *timeout = 0;
     } else if (*timeout > 0) {
         *timeout = *timeout > elapsed ? *timeout - elapsed : 0;
@@ -137,6 +146,54 @@ static bool wake_pending(AioContext *ctx)
 }
 
 /*
+ * The engine's wait failed with err (not EINTR: engines return 0 for it).
+ * The failure is reported through the log hook when a run of failures
+ * starts and then at each power of two, so a persistent one is visible
+ * without flooding.  A blocking wait then sleeps on the context's notifier
+ * alone for the time asked: aio_notify(), bottom halves from other threads
+ * and timers keep working and the loop does not spin, though fds are not
+ * seen until the engine recovers.
+ */
+static void wait_failed(AioContext *ctx, int err, int64_t timeout)
+{
+    struct pollfd pfd = { .fd = event_notifier_get_fd(&ctx->notifier),
+                          .events = POLLIN };
+    struct timespec ts, *tsp = NULL;
+    unsigned n = ++ctx->wait_failures;
+    int64_t end = 0;
+
+    if ((n & (n - 1)) == 0) {
+        aio_log(AIO_LOG_ERROR, "engine %s: waiting failed (%u in a row): %s",
+                ctx->engine->name, n, strerror(-err));
+    }
+    if (timeout == 0) {
+        return;
+    }
+    if (timeout > 0) {
+        end = aio_now_ns() + timeout;
+        tsp = &ts;
+    }
+    /*
+     * A signal does not count as another failure: sleep on for the time
+     * left (a wake-up writes the notifier, which ends this too).
+     */
+    for (;;) {
+        if (tsp) {
+            int64_t left = end - aio_now_ns();
+
+            if (left <= 0) {
+                return;
+            }
+            ts.tv_sec = left / 1000000000LL;
+            ts.tv_nsec = left % 1000000000LL;
+        }
+        if (ppoll(&pfd, 1, tsp, NULL) >= 0 || errno != EINTR) {
+            return;
+        }
+    }
+}
+
+/*
  * Wait on the engine.  A wait that ends with nothing found before its
  * deadline (a signal interrupted it, or the engine woke for its own
  * bookkeeping) waits again for the time that is left, so that a blocking
@@ -146,18 +203,37 @@ static bool wait_on_engine(AioContext *ctx, AioReadyList *ready,
                            int64_t timeout)
 {
     bool progress = false, any = false;
-    int64_t deadline = 0;
+    int64_t deadline = 0, start = 0;
     int n;
 
     progress = aio_poll_set_started(ctx, ready, false, &any);
     if (any) {
         timeout = 0;
     }
-    if (timeout > 0) {
-        deadline = aio_now_ns() + timeout;
+    if (timeout != 0) {
+        start = aio_now_ns();
+        deadline = start + timeout;
     }
     for (;;) {
         n = ctx->engine->wait(ctx, ready, timeout);
+        if (n < 0) {
+            wait_failed(ctx, n, timeout);
+            n = 0;
+        } else if (ctx->wait_failures) {
+            aio_log(AIO_LOG_WARNING, "engine %s: waiting works again",
+                    ctx->engine->name);
+            ctx->wait_failures = 0;
+        }
+        /*
+         * Only the notifier, yet nothing notified: the eventfd write of an
+         * aio_notify() that was already accepted (it raced with a wake-up
+         * by a signal, say).  Clear it and wait on.
+         */
+        if (n == 1 && timeout != 0 && aio_ready_list_only_notifier(ready) &&
+            !wake_pending(ctx)) {
+            aio_dispatch_ready(ctx, ready);
+            n = 0;
+        }
         if (n != 0 || ready->head || timeout == 0 || wake_pending(ctx)) {
             break;
         }
@@ -167,6 +243,10 @@ static bool wait_on_engine(AioContext *ctx, AioReadyList *ready,
                 break;
             }
         }
+    }
+    if (start) {
+        aio_stat_add(ctx, waits, 1);
+        aio_stat_add(ctx, wait_ns, (uint64_t)(aio_now_ns() - start));
     }
     return progress;
 }
@@ -182,7 +262,9 @@ static bool poll_once(AioContext *ctx, bool blocking, bool force_wait)
     int64_t timeout, start = 0, poll_end = 0;
     bool polling = aio_load(&ctx->poll_max_ns) != 0;
     AioContext *outer = aio_bh_enter_poll(ctx);
+    unsigned fired;
 
+    aio_stat_add(ctx, iterations, 1);
     /* Also when polling was just turned off: a stale poll_ns would spin. */
     if (aio_load_acquire(&ctx->poll_reset)) {
         aio_store(&ctx->poll_reset, false);
@@ -235,7 +317,11 @@ static bool poll_once(AioContext *ctx, bool blocking, bool force_wait)
         lockcnt_dec(&ctx->list_lock);
     }
 
-    progress |= aio_timers_run(ctx->tlg);
+    fired = aio_timers_run(ctx->tlg);
+    if (fired) {
+        aio_stat_add(ctx, timers_fired, fired);
+        progress = true;
+    }
     aio_bh_leave_poll(outer);
     return progress;
 }

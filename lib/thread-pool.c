@@ -127,6 +127,9 @@ struct ThreadPool {
 
     TPFifo done;   /* finished requests; consumer: the context thread */
     bool bh_armed; /* context thread: we scheduled completion_bh ourselves */
+    /* For aio_context_get_stats(): context thread, relaxed atomics. */
+    uint64_t submitted;
+    uint64_t completed;
 };
 
 static void tp_cancel_async(BlockAIOCB *acb);
@@ -361,6 +364,9 @@ static void push_list(ThreadPool *pool, ThreadPoolElement *list)
 
 static void deliver_one(ThreadPoolElement *e, AiocbFreeBatch *batch)
 {
+    ThreadPool *pool = e->pool;
+
+    aio_store(&pool->completed, aio_load(&pool->completed) + 1);
     if (e->common.cb) {
         e->common.cb(e->common.opaque, e->ret);
     }
@@ -812,6 +818,7 @@ BlockAIOCB *aio_thread_pool_submit(AioContext *ctx, int (*func)(void *),
     e->state = TP_QUEUED;
     e->ret = 0;
     e->pprev = NULL;
+    aio_store(&pool->submitted, aio_load(&pool->submitted) + 1);
     if (aio_load(&pool->stopping)) {
         /* A callback run by the context's destruction submitted more. */
         e->state = TP_DONE;
@@ -884,6 +891,31 @@ AIOCTX_API int thread_pool_set_idle_timeout(ThreadPool *pool,
     wake_all(pool); /* sleepers re-arm their wait with the new timeout */
     pthread_mutex_unlock(&pool->lock);
     return 0;
+}
+
+void aio_thread_pool_stats(AioContext *ctx, uint64_t *submitted,
+                           uint64_t *completed, uint64_t *queued,
+                           uint64_t *running)
+{
+    ThreadPool *pool = aio_load_acquire(&ctx->thread_pool);
+    uint64_t jobs, busy;
+    int cur, idle;
+
+    *submitted = *completed = *queued = *running = 0;
+    if (!pool) {
+        return;
+    }
+    *submitted = aio_load(&pool->submitted);
+    *completed = aio_load(&pool->completed);
+    jobs = *submitted - *completed;
+    if (jobs > *submitted) {
+        jobs = 0; /* read out of order from another thread */
+    }
+    cur = aio_load(&pool->cur_threads);
+    idle = aio_load(&pool->idle_threads);
+    busy = cur > idle ? (uint64_t)(cur - idle) : 0;
+    *running = busy < jobs ? busy : jobs;
+    *queued = jobs - *running;
 }
 
 AIOCTX_API int thread_pool_get_thread_count(ThreadPool *pool)

@@ -558,19 +558,19 @@ int64_t aio_timers_deadline_ns(QEMUTimerListGroup *tlg)
     return best;
 }
 
-/* Run the due timers of one list; now is read once. */
-static bool list_run(QEMUTimerList *tl)
+/* Run the due timers of one list; now is read once.  Returns how many. */
+static unsigned list_run(QEMUTimerList *tl)
 {
     AioClockState st;
     int64_t now;
-    bool progress = false;
+    unsigned fired = 0;
 
     if (__atomic_load_n(&tl->head_expire, __ATOMIC_ACQUIRE) == HEAP_EMPTY) {
-        return false;
+        return 0;
     }
     now = aio_clock_read(tl->type, &st);
     if (st == AIO_CLOCK_OFF) {
-        return false;
+        return 0;
     }
     tl_lock(tl);
     while (tl->end > HEAP_ROOT && tl->heap[HEAP_ROOT].expire <= now) {
@@ -585,14 +585,14 @@ static bool list_run(QEMUTimerList *tl)
         tl_unlock(tl);
         /* ts may be re-armed, deleted or freed from here on. */
         cb(opaque);
-        progress = true;
+        fired++;
         tl_lock(tl);
     }
     tl_unlock(tl);
-    return progress;
+    return fired;
 }
 
-bool aio_timers_run(QEMUTimerListGroup *tlg)
+unsigned aio_timers_run(QEMUTimerListGroup *tlg)
 {
     /*
      * A timer armed by another thread that this load misses is seen by the
@@ -600,15 +600,15 @@ bool aio_timers_run(QEMUTimerListGroup *tlg)
      * aio_timers_deadline_ns() reads the lists themselves.
      */
     unsigned nonempty = __atomic_load_n(&tlg->nonempty, __ATOMIC_ACQUIRE);
-    bool progress = false;
+    unsigned fired = 0;
 
     while (nonempty) {
         int type = __builtin_ctz(nonempty);
 
         nonempty &= nonempty - 1;
-        progress |= list_run(&tlg->tl[type]);
+        fired += list_run(&tlg->tl[type]);
     }
-    return progress;
+    return fired;
 }
 
 AIOCTX_API QEMUTimerListGroup *aio_get_timer_list_group(AioContext *ctx)

@@ -1,10 +1,13 @@
 #!/bin/sh
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
-# Build libaioctx and run the whole ctest suite three ways:
+# Build libaioctx and run the whole ctest suite five ways:
 #   1. a normal build (with benchmarks and examples built too);
 #   2. AddressSanitizer + UndefinedBehaviorSanitizer;
-#   3. ThreadSanitizer, for the suites labelled "multithread".
+#   3. ThreadSanitizer, for the suites labelled "multithread";
+#   4. and 5. builds without the io_uring engine and without the linux-aio
+#      engine (the optional engines), every suite on the engines left.
+#   then the normal build's suite under a signal storm, and valgrind memcheck.
 # Every suite runs once per engine this machine supports.
 # CI=true turns warnings into errors.  BUILD_ROOT picks where builds go.
 set -eu
@@ -57,5 +60,32 @@ step "tests labelled multithread, TSan"
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:atexit_sleep_ms=0 \
     ctest --test-dir "$root/tsan" -j "$jobs" -L multithread -LE bench \
         --output-on-failure
+
+for engine in IO_URING LINUX_AIO; do
+    step "build without $engine"
+    build "$root/no-$engine" -DAIOCTX_WITH_$engine=OFF \
+        -DAIOCTX_BUILD_BENCH=OFF -DAIOCTX_BUILD_EXAMPLES=OFF
+    step "tests, build without $engine"
+    ctest --test-dir "$root/no-$engine" -j "$jobs" -LE bench \
+        --output-on-failure
+done
+
+# The normal build's suite again under a signal storm: tests/storm's
+# preload sends every test process (and the programs the tests start) a
+# real-time signal every 300 us, without SA_RESTART, so that every blocking
+# call sees EINTR (storm-selftest checks that it does).  Left out: label
+# packaging (install-consumer builds with cmake and the compiler, and the
+# abi checks read the library file: neither runs our code) and label fuzz
+# (the parser's fuzzer, already run above; it does not use the library).
+step "tests, normal build, under a signal storm"
+LD_PRELOAD="$root/normal/tests/signal-storm.so" AIOCTX_STORM_US=300 \
+    ctest --test-dir "$root/normal" -j "$jobs" -LE 'bench|packaging|fuzz' \
+        --output-on-failure
+
+# valgrind memcheck on the poll and epoll engines, over the suites it can
+# follow (tests/valgrind/memcheck.sh says which, and why): zero errors,
+# zero leaks.
+step "valgrind memcheck, normal build"
+sh "$top/tests/valgrind/memcheck.sh" "$root/normal" "$jobs"
 
 step "all suites passed in $(($(date +%s) - start)) s"

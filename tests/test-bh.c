@@ -3,6 +3,7 @@
  * Bottom halves: counts, ordering, nesting, cancel/delete from callbacks,
  * one-shot BHs, cross-thread scheduling, destruction with BHs pending.
  */
+#define _GNU_SOURCE
 #include <pthread.h>
 #include <unistd.h>
 
@@ -367,7 +368,7 @@ static void *waker_thread(void *opaque)
 {
     Waker *w = opaque;
 
-    usleep(w->delay_us);
+    test_sleep_us(w->delay_us);
     qemu_bh_schedule(w->bh);
     return NULL;
 }
@@ -399,7 +400,7 @@ static void *notify_thread(void *opaque)
 {
     Waker *w = opaque;
 
-    usleep(w->delay_us);
+    test_sleep_us(w->delay_us);
     aio_notify(w->ctx);
     return NULL;
 }
@@ -477,17 +478,6 @@ static void mix_scheduler_cb(void *opaque)
     mix_in_thread(ms->target, ms->remote_op);
 }
 
-/* Poll until nothing happens; returns the number of progressing polls. */
-static int poll_until_idle(AioContext *ctx)
-{
-    int n = 0;
-
-    while (aio_poll(ctx, false)) {
-        n++;
-    }
-    return n;
-}
-
 /* A target BH and a loop BH that schedules it and calls op remotely. */
 typedef struct {
     AioContext *ctx;
@@ -515,7 +505,7 @@ static void mix_case_run(MixCase *m, bool remote_first)
     qemu_bh_schedule(m->sched);
     ck_assert(aio_poll(m->ctx, false)); /* runs sched only */
     ck_assert_int_eq(m->c.n, before);
-    poll_until_idle(m->ctx);
+    test_poll_until_idle(m->ctx);
 }
 
 static void mix_case_finish(MixCase *m, bool target_alive)
@@ -524,7 +514,7 @@ static void mix_case_finish(MixCase *m, bool target_alive)
     if (target_alive) {
         qemu_bh_delete(m->target);
     }
-    poll_until_idle(m->ctx);
+    test_poll_until_idle(m->ctx);
     aio_context_unref(m->ctx);
 }
 
@@ -574,6 +564,37 @@ START_TEST(test_bh_remote_delete_of_home_request)
 }
 END_TEST
 
+static void *delete_thread(void *opaque)
+{
+    qemu_bh_delete(opaque);
+    return NULL;
+}
+
+/*
+ * Found by test-model: a BH scheduled by the loop's thread and deleted by
+ * another one is no longer scheduled, so aio_compute_timeout() must not
+ * be 0 for it (it was until the next aio_poll()).
+ */
+START_TEST(test_bh_remote_delete_clears_timeout)
+{
+    AioContext *ctx = test_ctx_new();
+    Counter c = { 0 };
+    QEMUBH *bh = aio_bh_new(ctx, count_cb, &c);
+    pthread_t th;
+
+    test_consume_notify(ctx);
+    qemu_bh_schedule(bh); /* a home request */
+    ck_assert_int_eq(aio_compute_timeout(ctx), 0);
+    pthread_create(&th, NULL, delete_thread, bh);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(aio_compute_timeout(ctx), -1);
+    ck_assert(!aio_poll(ctx, false));
+    ck_assert_int_eq(c.n, 0);
+    ck_assert_int_eq(aio_compute_timeout(ctx), -1);
+    aio_context_unref(ctx);
+}
+END_TEST
+
 static void delete_target_cb(void *opaque)
 {
     qemu_bh_delete(opaque);
@@ -589,10 +610,10 @@ START_TEST(test_bh_home_delete_of_remote_request)
     /* killer runs first and deletes target, linked on the remote list. */
     qemu_bh_schedule(killer);
     mix_in_thread(target, MIX_SCHEDULE);
-    poll_until_idle(ctx);
+    test_poll_until_idle(ctx);
     ck_assert_int_eq(c.n, 0);
     qemu_bh_delete(killer);
-    poll_until_idle(ctx);
+    test_poll_until_idle(ctx);
     aio_context_unref(ctx);
 }
 END_TEST
@@ -619,7 +640,7 @@ START_TEST(test_bh_home_idle_then_schedule_is_progress)
     ck_assert_int_eq(c.n, 1);
     qemu_bh_delete(sched);
     qemu_bh_delete(target);
-    poll_until_idle(ctx);
+    test_poll_until_idle(ctx);
     aio_context_unref(ctx);
 }
 END_TEST
@@ -680,6 +701,91 @@ START_TEST(test_bh_home_moves_to_new_poller)
 }
 END_TEST
 
+/* ---- a BH still queued from an earlier request keeps its place ---- */
+
+typedef struct {
+    QEMUBH *victim;
+    int n;
+} Rescheduler;
+
+static void reschedule_other_cb(void *opaque)
+{
+    Rescheduler *r = opaque;
+
+    r->n++;
+    qemu_bh_schedule(r->victim);
+}
+
+/*
+ * Found by test-model: a cancelled BH stays queued; a request made while
+ * it is queued there runs at that place, here in the aio_bh_poll() that
+ * made it (aio.h documents this exception to "waits for the next one").
+ */
+START_TEST(test_bh_cancelled_keeps_its_place)
+{
+    AioContext *ctx = test_ctx_new();
+    Counter c = { 0 };
+    QEMUBH *x = aio_bh_new(ctx, count_cb, &c);
+    Rescheduler r = { x, 0 };
+    QEMUBH *a = aio_bh_new(ctx, reschedule_other_cb, &r);
+
+    test_consume_notify(ctx);
+    qemu_bh_schedule(a);
+    qemu_bh_schedule(x);
+    qemu_bh_cancel(x); /* x stays queued behind a, without a request */
+    ck_assert(aio_poll(ctx, false));
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_int_eq(c.n, 1);
+    ck_assert(!aio_poll(ctx, false));
+    ck_assert_int_eq(c.n, 1);
+    ck_assert_int_eq(r.n, 1);
+    qemu_bh_delete(a);
+    qemu_bh_delete(x);
+    aio_context_unref(ctx);
+}
+END_TEST
+
+static void resched_once_cb(void *opaque)
+{
+    Counter *c = opaque;
+
+    if (++c->n == 1) {
+        qemu_bh_schedule(c->bh);
+    }
+}
+
+static void *schedule_thread(void *opaque)
+{
+    qemu_bh_schedule(opaque);
+    return NULL;
+}
+
+/*
+ * Found by test-model: a BH scheduled from two threads is queued twice
+ * and runs once, from the first entry; a re-schedule from its callback
+ * is then taken by the second entry, in the same aio_bh_poll().  Each
+ * request still runs exactly once.
+ */
+START_TEST(test_bh_two_thread_request_keeps_second_place)
+{
+    AioContext *ctx = test_ctx_new();
+    Counter c = { 0 };
+    pthread_t th;
+
+    c.bh = aio_bh_new(ctx, resched_once_cb, &c);
+    test_consume_notify(ctx);
+    qemu_bh_schedule(c.bh); /* the home queue */
+    pthread_create(&th, NULL, schedule_thread, c.bh);
+    pthread_join(th, NULL); /* and the remote one: one request */
+    ck_assert(aio_poll(ctx, false));
+    ck_assert_int_eq(c.n, 2);
+    ck_assert(!aio_poll(ctx, false));
+    ck_assert_int_eq(c.n, 2);
+    qemu_bh_delete(c.bh);
+    aio_context_unref(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("bh");
@@ -697,6 +803,7 @@ int main(void)
     tcase_add_test(tc, test_bh_idle);
     tcase_add_test(tc, test_bh_reentrancy_guard);
     tcase_add_test(tc, test_bh_destroy_pending_runs_nothing);
+    tcase_add_test(tc, test_bh_cancelled_keeps_its_place);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("cross-thread");
@@ -705,10 +812,12 @@ int main(void)
     tcase_add_test(tc, test_notify_wakes_without_progress);
     tcase_add_test(tc, test_bh_home_and_remote_request_run_once);
     tcase_add_test(tc, test_bh_remote_cancel_undoes_home_request);
+    tcase_add_test(tc, test_bh_remote_delete_clears_timeout);
     tcase_add_test(tc, test_bh_remote_delete_of_home_request);
     tcase_add_test(tc, test_bh_home_delete_of_remote_request);
     tcase_add_test(tc, test_bh_home_idle_then_schedule_is_progress);
     tcase_add_test(tc, test_bh_home_moves_to_new_poller);
+    tcase_add_test(tc, test_bh_two_thread_request_keeps_second_place);
     suite_add_tcase(s, tc);
     return test_main(s);
 }

@@ -217,12 +217,6 @@ END_TEST
 /* fds                                                                 */
 /* ------------------------------------------------------------------ */
 
-static void make_socketpair(int sv[2])
-{
-    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv),
-                     0);
-}
-
 typedef struct {
     int fd;
     int resumed;

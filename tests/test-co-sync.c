@@ -3,6 +3,7 @@
  * CoMutex, CoQueue and CoRwlock: exclusion, FIFO order, exact counts with
  * many coroutines, hand-off between threads, reader/writer rules.
  */
+#define _GNU_SOURCE
 #include "test-co-util.h"
 
 /* Let the loop run others, then continue (a "cooperative" yield). */
@@ -25,13 +26,6 @@ static void ctx_teardown(AioContext *ctx)
     ck_assert(!aio_poll(ctx, false));
     qemu_set_current_aio_context(NULL);
     aio_context_unref(ctx);
-}
-
-static void poll_until(AioContext *ctx, int *counter, int target)
-{
-    while (__atomic_load_n(counter, __ATOMIC_ACQUIRE) < target) {
-        aio_poll(ctx, true);
-    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -100,7 +94,7 @@ START_TEST(test_mutex_fifo_and_exclusion)
     }
     ck_assert_int_eq(t.norder, 0); /* all queued behind the holder */
     qemu_coroutine_enter(holder);  /* unlock: hand-off to waiter 0 */
-    poll_until(ctx, &t.done, N + 1);
+    test_poll_until_ge(ctx, &t.done, N + 1);
     ck_assert_int_eq(t.max_in_cs, 1);
     ck_assert_int_eq(t.norder, N);
     for (int i = 0; i < N; i++) {
@@ -143,7 +137,7 @@ START_TEST(test_mutex_exact_count)
         aio_co_schedule(ctx, qemu_coroutine_create(mutex_count_entry,
                                                    &items[i]));
     }
-    poll_until(ctx, &t.done, N);
+    test_poll_until_ge(ctx, &t.done, N);
     ck_assert_int_eq(t.counter, (long)N * ITER);
     ctx_teardown(ctx);
 }
@@ -193,7 +187,7 @@ START_TEST(test_mutex_cross_thread_handoff)
         aio_co_schedule(b.ctx, qemu_coroutine_create(xmutex_entry, &x));
     }
     while (__atomic_load_n(&x.done, __ATOMIC_ACQUIRE) < 2 * PER_THREAD) {
-        usleep(1000);
+        test_sleep_us(1000);
     }
     loop_thread_stop(&a);
     loop_thread_stop(&b);
@@ -353,7 +347,7 @@ START_TEST(test_queue_wait_with_lock)
         aio_co_schedule(ctx, qemu_coroutine_create(consumer, &t));
     }
     aio_co_schedule(ctx, qemu_coroutine_create(producer, &t));
-    poll_until(ctx, &t.done, 9);
+    test_poll_until_ge(ctx, &t.done, 9);
     ck_assert_int_eq(t.consumed, 1000);
     ck_assert_int_eq(t.items, 0);
     ck_assert(qemu_co_queue_empty(&t.q));
@@ -671,7 +665,7 @@ START_TEST(test_rwlock_stress_counts)
         }
         aio_co_schedule(ctx, qemu_coroutine_create(rw_stress_entry, &s[i]));
     }
-    poll_until(ctx, &t.done, N);
+    test_poll_until_ge(ctx, &t.done, N);
     ck_assert_int_eq(t.value, expected);
     ck_assert_int_gt(t.max_readers, 1);
     ck_assert_int_eq(t.readers, 0);

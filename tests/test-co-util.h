@@ -170,7 +170,7 @@ static inline void test_expect_abort(void (*fn)(void *), void *arg,
     }
     out[len] = '\0';
     close(pipefd[0]);
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_int_eq(test_waitpid(pid, &status, 0), pid);
     ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
                   "child did not abort (status 0x%x), stderr: %s", status,
                   out);

@@ -17,11 +17,6 @@
 
 static const char *const known_engines[] = { "poll", "epoll" };
 
-static void make_pipe(int fds[2])
-{
-    ck_assert_int_eq(pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
-}
-
 static void close_pair(int fds[2])
 {
     close(fds[0]);
@@ -364,11 +359,11 @@ START_TEST(test_acquire_release)
     aio_context_acquire(ctx); /* recursive: no deadlock */
     aio_context_acquire(ctx);
     pthread_create(&th, NULL, acquire_thread, &o);
-    usleep(50000);
+    test_sleep_us(50000);
     ck_assert(!__atomic_load_n(&o.owned, __ATOMIC_SEQ_CST));
     aio_context_release(ctx);
     aio_context_release(ctx);
-    usleep(30000);
+    test_sleep_us(30000);
     ck_assert(!__atomic_load_n(&o.owned, __ATOMIC_SEQ_CST)); /* one left */
     smoke_test(ctx); /* aio_poll does not need or take the lock */
     aio_context_release(ctx);
@@ -546,7 +541,7 @@ START_TEST(test_contexts_in_threads)
     }
     for (int i = 0; i < NTHREADS; i++) {
         while (!__atomic_load_n(&loops[i].ready, __ATOMIC_SEQ_CST)) {
-            usleep(100);
+            test_sleep_us(100);
         }
     }
     for (int n = 0; n < PER_THREAD; n++) {

@@ -5,6 +5,7 @@
  * aio_co_schedule / aio_co_wake / aio_co_enter / aio_co_reschedule_self,
  * the 25,000-coroutine wake chain, and misuse diagnostics.
  */
+#define _GNU_SOURCE
 #include <stdint.h>
 
 #include "test-co-util.h"

@@ -28,25 +28,9 @@
 
 #define NPAIRS 1000
 
-static void make_socketpair(int sv[2])
-{
-    ck_assert_int_eq(socketpair(AF_UNIX,
-                                SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
-                                sv),
-                     0);
-}
-
 static void remove_fd(AioContext *ctx, int fd)
 {
     aio_set_fd_handler(ctx, fd, NULL, NULL, NULL, NULL, NULL);
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 static AioContext *ctx_with_engine(const char *name, Error **errp)
@@ -108,19 +92,19 @@ static void run_in_child(void (*fn)(char *out, size_t size), char *out,
 
         close(p[0]);
         fn(buf, sizeof(buf));
-        if (write(p[1], buf, strlen(buf)) < 0) {
+        if (test_write(p[1], buf, strlen(buf)) < 0) {
             _exit(2);
         }
         _exit(0);
     }
     close(p[1]);
     while (len < size - 1 &&
-           (n = read(p[0], out + len, size - 1 - len)) > 0) {
+           (n = test_read(p[0], out + len, size - 1 - len)) > 0) {
         len += (size_t)n;
     }
     out[len] = '\0';
     close(p[0]);
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_int_eq(test_waitpid(pid, &status, 0), pid);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
                   "child failed (status %d), said: %s", status, out);
 }
@@ -153,6 +137,7 @@ START_TEST(test_default_prefers_io_uring)
 }
 END_TEST
 
+#if defined(AIOCTX_HAVE_IO_URING)
 START_TEST(test_explicit_io_uring)
 {
     Error *err = NULL;
@@ -175,9 +160,10 @@ START_TEST(test_explicit_io_uring)
     aio_context_unref(ctx);
 }
 END_TEST
+#endif
 
 #ifdef TEST_HAVE_SECCOMP
-static void seccomp_child(char *out, size_t size)
+static __attribute__((unused)) void seccomp_child(char *out, size_t size)
 {
     Error *err = NULL;
     AioContext *ctx;
@@ -229,6 +215,7 @@ static void seccomp_child(char *out, size_t size)
     error_free(err);
 }
 
+#if defined(AIOCTX_HAVE_IO_URING)
 START_TEST(test_seccomp_refused_io_uring)
 {
     char got[512];
@@ -237,6 +224,7 @@ START_TEST(test_seccomp_refused_io_uring)
     ck_assert_str_eq(got, "io_uring: Operation not permitted");
 }
 END_TEST
+#endif
 
 /* ---- Linux AIO: by name, and refused when io_setup says EAGAIN ---- */
 
@@ -264,6 +252,7 @@ static int file_io_works(AioContext *ctx)
     return ret;
 }
 
+#if defined(AIOCTX_HAVE_LINUX_AIO)
 START_TEST(test_explicit_linux_aio)
 {
     Error *err = NULL;
@@ -285,6 +274,7 @@ START_TEST(test_explicit_linux_aio)
     aio_context_unref(ctx);
 }
 END_TEST
+#endif
 
 /*
  * io_setup fails with EAGAIN (as when fs.aio-max-nr is used up): the
@@ -292,7 +282,8 @@ END_TEST
  * I/O works; Linux AIO on it and the linux-aio engine by name are errors
  * naming the cause.
  */
-static void io_setup_eagain_child(char *out, size_t size)
+static __attribute__((unused)) void io_setup_eagain_child(char *out,
+                                                          size_t size)
 {
     const char *want = aio_engine_available("io_uring") ? "io_uring"
                                                         : "epoll";
@@ -342,6 +333,7 @@ static void io_setup_eagain_child(char *out, size_t size)
     error_free(err);
 }
 
+#if defined(AIOCTX_HAVE_LINUX_AIO)
 START_TEST(test_io_setup_eagain)
 {
     char got[512];
@@ -351,6 +343,7 @@ START_TEST(test_io_setup_eagain)
                           "linux-aio: Resource temporarily unavailable");
 }
 END_TEST
+#endif
 #endif
 
 /* ---- many handlers, a subset ready ---- */
@@ -540,7 +533,7 @@ static void storm_tick_cb(void *opaque)
 static void *storm_thread(void *opaque)
 {
     Storm *s = opaque;
-    int64_t give_up = now_ns() + 10 * 1000000000LL;
+    int64_t give_up = test_now_ns() + 10 * 1000000000LL;
     int sent = 0;
 
     for (int i = 0; sent < STORM_BYTES; i++) {
@@ -551,7 +544,7 @@ static void *storm_thread(void *opaque)
             ssize_t n = write(s->sv[1], "y", 1);
 
             if (n < 0 && errno == EAGAIN) {
-                usleep(100); /* the reader is behind: let it catch up */
+                test_sleep_us(100); /* the reader is behind: let it catch up */
                 continue;
             }
             ck_assert_int_eq(n, 1);
@@ -560,9 +553,9 @@ static void *storm_thread(void *opaque)
     }
     /* Leave a handler that does not replace itself, then keep waking. */
     aio_set_fd_handler(s->ctx, s->sv[0], storm_count_cb, NULL, NULL, NULL, s);
-    while (!__atomic_load_n(&s->done, __ATOMIC_SEQ_CST) && now_ns() < give_up) {
+    while (!__atomic_load_n(&s->done, __ATOMIC_SEQ_CST) && test_now_ns() < give_up) {
         aio_bh_schedule_oneshot(s->ctx, storm_tick_cb, s);
-        usleep(1000);
+        test_sleep_us(1000);
     }
     return NULL;
 }
@@ -571,12 +564,12 @@ START_TEST(test_replace_from_thread_loses_nothing)
 {
     AioContext *ctx = test_ctx_new();
     Storm s = { .ctx = ctx };
-    int64_t give_up = now_ns() + 10 * 1000000000LL;
+    int64_t give_up = test_now_ns() + 10 * 1000000000LL;
     pthread_t th;
 
     make_socketpair(s.sv);
     ck_assert_int_eq(pthread_create(&th, NULL, storm_thread, &s), 0);
-    while (s.got < STORM_BYTES && now_ns() < give_up) {
+    while (s.got < STORM_BYTES && test_now_ns() < give_up) {
         aio_poll(ctx, true);
     }
     __atomic_store_n(&s.done, true, __ATOMIC_SEQ_CST);
@@ -710,9 +703,8 @@ static void later_cb(void *opaque)
 static void *later_thread(void *opaque)
 {
     Later *l = opaque;
-    struct timespec ts = { 0, (long)l->delay_ns };
 
-    nanosleep(&ts, NULL);
+    test_sleep_ns(l->delay_ns);
     aio_bh_schedule_oneshot(l->ctx, later_cb, l);
     return NULL;
 }
@@ -769,6 +761,58 @@ START_TEST(test_sub_ms_timer)
 }
 END_TEST
 
+#if !defined(AIOCTX_HAVE_IO_URING) || !defined(AIOCTX_HAVE_LINUX_AIO)
+/* An engine left out of the build: named, refused, and its QEMU calls too. */
+static void check_left_out(const char *name)
+{
+    Error *err = NULL;
+    AioContext *ctx = ctx_with_engine(name, &err);
+    const char *built;
+    char want[128];
+
+    ck_assert_ptr_null(ctx);
+    ck_assert_ptr_nonnull(err);
+    snprintf(want, sizeof(want), "engine '%s' was left out of this build", name);
+    ck_assert_msg(strncmp(error_get_pretty(err), want, strlen(want)) == 0,
+                  "message: %s", error_get_pretty(err));
+    built = strstr(error_get_pretty(err), "(built: ");
+    ck_assert_ptr_nonnull(built);
+    ck_assert_msg(strstr(built, "epoll") && !strstr(built, name),
+                  "the built list: %s", built);
+    error_free(err);
+    ck_assert(!aio_engine_available(name));
+}
+
+START_TEST(test_left_out_engines)
+{
+    AioContext *ctx = test_ctx_new();
+    Error *err = NULL;
+
+#ifndef AIOCTX_HAVE_IO_URING
+    check_left_out("io_uring");
+    ck_assert_ptr_null(aio_setup_linux_io_uring(ctx, &err));
+    ck_assert_str_eq(error_get_pretty(err),
+                     "io_uring: libaioctx was built without it: "
+                     "Operation not supported");
+    error_free(err);
+    err = NULL;
+    ck_assert_ptr_null(aio_get_linux_io_uring(ctx));
+#endif
+#ifndef AIOCTX_HAVE_LINUX_AIO
+    check_left_out("linux-aio");
+    ck_assert_ptr_null(aio_setup_linux_aio(ctx, &err));
+    ck_assert_str_eq(error_get_pretty(err),
+                     "Linux AIO: libaioctx was built without it: "
+                     "Operation not supported");
+    error_free(err);
+    ck_assert_ptr_null(aio_get_linux_aio(ctx));
+#endif
+    ck_assert(smoke_works(ctx)); /* the context is still fine */
+    aio_context_unref(ctx);
+}
+END_TEST
+#endif
+
 int main(void)
 {
     Suite *s = suite_create("engine");
@@ -776,11 +820,18 @@ int main(void)
 
     signal(SIGPIPE, SIG_IGN);
     tcase_add_test(tc, test_default_prefers_io_uring);
+#ifdef AIOCTX_HAVE_IO_URING
     tcase_add_test(tc, test_explicit_io_uring);
 #ifdef TEST_HAVE_SECCOMP
     tcase_add_test(tc, test_seccomp_refused_io_uring);
+#endif
+#endif
+#if defined(AIOCTX_HAVE_LINUX_AIO) && defined(TEST_HAVE_SECCOMP)
     tcase_add_test(tc, test_explicit_linux_aio);
     tcase_add_test(tc, test_io_setup_eagain);
+#endif
+#if !defined(AIOCTX_HAVE_IO_URING) || !defined(AIOCTX_HAVE_LINUX_AIO)
+    tcase_add_test(tc, test_left_out_engines);
 #endif
     suite_add_tcase(s, tc);
 

@@ -2,6 +2,7 @@
 /*
  * The Error API, the log handler and EventNotifier.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -113,9 +114,7 @@ static int child_stderr(void (*fn)(void), char *out, size_t size, int *status)
     }
     out[total] = '\0';
     close(p[0]);
-    while (waitpid(pid, status, 0) < 0) {
-        ck_assert_int_eq(errno, EINTR);
-    }
+    ck_assert_int_eq(test_waitpid(pid, status, 0), pid);
     return (int)total;
 }
 
@@ -170,6 +169,22 @@ START_TEST(test_log_handler_gets_reports)
 }
 END_TEST
 
+/* aio_context_get_pollfd() follows the int convention: -errno, errno kept. */
+START_TEST(test_pollfd_null_context)
+{
+    AioContext *ctx = test_ctx_new();
+    int fd;
+
+    errno = 0;
+    ck_assert_int_eq(aio_context_get_pollfd(NULL), -EINVAL);
+    ck_assert_int_eq(errno, 0);
+    fd = aio_context_get_pollfd(ctx);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(aio_context_get_pollfd(ctx), fd);
+    aio_context_unref(ctx);
+}
+END_TEST
+
 START_TEST(test_notifier_set_clear)
 {
     EventNotifier e;
@@ -215,6 +230,7 @@ int main(void)
     tcase_add_exit_test(tc, test_error_fatal_exits, 1);
     tcase_add_test(tc, test_log_silent_by_default);
     tcase_add_test(tc, test_log_handler_gets_reports);
+    tcase_add_test(tc, test_pollfd_null_context);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("event-notifier");

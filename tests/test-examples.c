@@ -46,14 +46,6 @@ typedef struct Child {
     size_t len;
 } Child;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Start prog with args (NULL-terminated), plus --engine from the env. */
 static void child_start(Child *c, const char *prog, const char *const *args)
 {
@@ -91,10 +83,10 @@ static bool child_read(Child *c, int timeout_ms)
     struct pollfd pfd = { .fd = c->out_fd, .events = POLLIN };
     ssize_t n;
 
-    if (poll(&pfd, 1, timeout_ms) <= 0) {
+    if (test_poll(&pfd, 1, timeout_ms) <= 0) {
         return false;
     }
-    n = read(c->out_fd, c->out + c->len, sizeof(c->out) - 1 - c->len);
+    n = test_read(c->out_fd, c->out + c->len, sizeof(c->out) - 1 - c->len);
     if (n <= 0) {
         return false;
     }
@@ -106,10 +98,10 @@ static bool child_read(Child *c, int timeout_ms)
 /* Wait until the output contains needle; returns where, or fails. */
 static const char *child_expect(Child *c, const char *needle)
 {
-    int64_t deadline = now_ms() + WAIT_MS;
+    int64_t deadline = test_now_ms() + WAIT_MS;
     const char *at;
 
-    while (!(at = strstr(c->out, needle)) && now_ms() < deadline) {
+    while (!(at = strstr(c->out, needle)) && test_now_ms() < deadline) {
         child_read(c, 100);
     }
     ck_assert_msg(at != NULL, "no \"%s\" in the output:\n%s", needle,
@@ -120,17 +112,17 @@ static const char *child_expect(Child *c, const char *needle)
 /* Wait for the child to exit (bounded) and collect its output. */
 static int child_wait(Child *c)
 {
-    int64_t deadline = now_ms() + WAIT_MS;
+    int64_t deadline = test_now_ms() + WAIT_MS;
     int status = 0;
     pid_t ret;
 
-    while ((ret = waitpid(c->pid, &status, WNOHANG)) == 0 &&
-           now_ms() < deadline) {
+    while ((ret = test_waitpid(c->pid, &status, WNOHANG)) == 0 &&
+           test_now_ms() < deadline) {
         child_read(c, 10);
     }
     if (ret == 0) {
         kill(c->pid, SIGKILL);
-        waitpid(c->pid, &status, 0);
+        test_waitpid(c->pid, &status, 0);
         ck_abort_msg("the child did not exit; output:\n%s", c->out);
     }
     while (child_read(c, 0)) {
@@ -160,7 +152,7 @@ static int client_connect(int port)
 
     ck_assert_int_ge(fd, 0);
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_msg(connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0,
+    ck_assert_msg(test_connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0,
                   "connect to port %d: %s", port, strerror(errno));
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -181,7 +173,7 @@ static void make_message(unsigned char *msg, uint32_t client, uint32_t round)
 static void send_all(int fd, const unsigned char *buf, size_t len)
 {
     while (len) {
-        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+        ssize_t n = test_send(fd, buf, len, MSG_NOSIGNAL);
 
         ck_assert_msg(n > 0, "send: %s", n < 0 ? strerror(errno) : "0");
         buf += n;
@@ -192,7 +184,7 @@ static void send_all(int fd, const unsigned char *buf, size_t len)
 static void recv_all(int fd, unsigned char *buf, size_t len)
 {
     while (len) {
-        ssize_t n = recv(fd, buf, len, 0);
+        ssize_t n = test_recv(fd, buf, len, 0);
 
         ck_assert_msg(n > 0, "recv: %s",
                       n < 0 ? strerror(errno) : "connection closed");
@@ -245,6 +237,12 @@ START_TEST(test_echo_server)
     for (int i = 0; i < CLIENTS / 2; i++) {
         close(fds[i]);
     }
+    /* SIGUSR1: the loop metrics of every context, and it goes on. */
+    ck_assert_int_eq(kill(c.pid, SIGUSR1), 0);
+    child_expect(&c, "echo-server: stats main: iterations ");
+    if (strcmp(threads, "0") != 0) {
+        child_expect(&c, "echo-server: stats thread 0: iterations ");
+    }
     ck_assert_int_eq(kill(c.pid, echo_signals[_i]), 0);
     status = child_wait(&c);
     assert_exit_status(&c, status, 0);
@@ -253,12 +251,29 @@ START_TEST(test_echo_server)
     for (int i = CLIENTS / 2; i < CLIENTS; i++) {
         char byte;
 
-        ck_assert_int_eq(recv(fds[i], &byte, 1, 0), 0);
+        ck_assert_int_eq(test_recv(fds[i], &byte, 1, 0), 0);
         close(fds[i]);
     }
     at = child_expect(&c, "echo-server: served ");
     ck_assert_int_eq(sscanf(at, "echo-server: served %lu", &served), 1);
     ck_assert_int_eq(served, CLIENTS);
+    /* At exit the metrics again: the serving context counted its work. */
+    at = strstr(c.out, "echo-server: stats ");
+    ck_assert_ptr_nonnull(at);
+    at = strstr(at + 1, strcmp(threads, "0") ? "echo-server: stats thread 0:"
+                                            : "echo-server: stats main:");
+    ck_assert_ptr_nonnull(at);
+    {
+        unsigned long fd_calls = 0;
+        const char *f = strstr(at, "fd callbacks ");
+
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_eq(sscanf(f, "fd callbacks %lu", &fd_calls), 1);
+        /* At least one accept and one read per client on one thread. */
+        if (strcmp(threads, "2") != 0) {
+            ck_assert_uint_ge(fd_calls, 2 * CLIENTS);
+        }
+    }
     if (strcmp(threads, "2") == 0) {
         child_expect(&c, "(engine ");
         child_expect(&c, "2 IOThreads)");

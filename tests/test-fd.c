@@ -20,19 +20,6 @@
 
 #define MS 1000000LL
 
-static void make_pipe(int fds[2])
-{
-    ck_assert_int_eq(pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
-}
-
-static void make_socketpair(int sv[2])
-{
-    ck_assert_int_eq(socketpair(AF_UNIX,
-                                SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
-                                sv),
-                     0);
-}
-
 static void put(int fd, const char *s)
 {
     ck_assert_int_eq(write(fd, s, strlen(s)), (ssize_t)strlen(s));
@@ -1006,18 +993,18 @@ static void *cross_reg_thread(void *opaque)
     CrossReg *c = opaque;
 
     /* Register while the home thread sleeps, then make the fd ready. */
-    usleep(20000);
+    test_sleep_us(20000);
     aio_set_fd_handler(c->ctx, c->p[0], cross_read_cb, NULL, NULL, NULL, c);
-    usleep(20000);
+    test_sleep_us(20000);
     put(c->p[1], "a");
     while (__atomic_load_n(&c->s.reads, __ATOMIC_SEQ_CST) == 0) {
-        usleep(1000);
+        test_sleep_us(1000);
     }
     /* Remove while it sleeps again; data written afterwards is ignored. */
-    usleep(20000);
+    test_sleep_us(20000);
     remove_fd(c->ctx, c->p[0]);
     put(c->p[1], "b");
-    usleep(20000);
+    test_sleep_us(20000);
     aio_bh_schedule_oneshot(c->ctx, cross_done_cb, c);
     return NULL;
 }

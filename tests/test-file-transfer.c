@@ -107,10 +107,21 @@ static void tcp_pair(int *wr, int *rd)
     ck_assert_int_eq(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
     ck_assert_int_eq(listen(l, 1), 0);
     ck_assert_int_eq(getsockname(l, (struct sockaddr *)&a, &alen), 0);
-    *rd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_eq(connect(*rd, (struct sockaddr *)&a, sizeof(a)), 0);
-    *wr = accept4(l, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    /*
+     * A non-blocking connect, then a blocking accept retried after EINTR
+     * (test runs under a signal storm interrupt both), then the reader's
+     * end blocking again.
+     */
+    *rd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    ck_assert_int_ge(*rd, 0);
+    ck_assert_msg(connect(*rd, (struct sockaddr *)&a, sizeof(a)) == 0 ||
+                      errno == EINPROGRESS,
+                  "connect: %s", strerror(errno));
+    do {
+        *wr = accept4(l, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    } while (*wr < 0 && errno == EINTR);
     ck_assert_int_ge(*wr, 0);
+    ck_assert_int_eq(fcntl(*rd, F_SETFL, 0), 0);
     close(l);
 }
 

@@ -289,7 +289,7 @@ static int raw_connect(int port)
 
     ck_assert_int_ge(fd, 0);
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_msg(connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0,
+    ck_assert_msg(test_connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0,
                   "connect to port %d: %s", port, strerror(errno));
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -299,7 +299,7 @@ static int raw_connect(int port)
 static void raw_send(int fd, const char *buf, size_t len)
 {
     while (len) {
-        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+        ssize_t n = test_send(fd, buf, len, MSG_NOSIGNAL);
 
         ck_assert_msg(n > 0, "send: %s", n < 0 ? strerror(errno) : "0");
         buf += n;
@@ -314,8 +314,8 @@ static size_t raw_read_to_eof(int fd, char *buf, size_t cap)
 
     for (;;) {
         char scratch[4096];
-        ssize_t n = len < cap - 1 ? recv(fd, buf + len, cap - 1 - len, 0)
-                                  : recv(fd, scratch, sizeof(scratch), 0);
+        ssize_t n = len < cap - 1 ? test_recv(fd, buf + len, cap - 1 - len, 0)
+                                  : test_recv(fd, scratch, sizeof(scratch), 0);
 
         ck_assert_msg(n >= 0, "recv: %s (the server kept the connection?)",
                       strerror(errno));
@@ -356,7 +356,7 @@ static size_t raw_read_response(int fd, char *buf, size_t cap, bool head_only)
     long cl;
 
     while (len < 4 || memcmp(buf + len - 4, "\r\n\r\n", 4) != 0) {
-        ssize_t n = recv(fd, buf + len, 1, 0);
+        ssize_t n = test_recv(fd, buf + len, 1, 0);
 
         ck_assert_msg(n == 1, "recv: %s after %zu bytes:\n%.*s",
                       n < 0 ? strerror(errno) : "connection closed", len,
@@ -370,7 +370,7 @@ static size_t raw_read_response(int fd, char *buf, size_t cap, bool head_only)
     total = len + (head_only ? 0 : (size_t)cl);
     ck_assert_uint_lt(total, cap);
     while (len < total) {
-        ssize_t n = recv(fd, buf + len, total - len, 0);
+        ssize_t n = test_recv(fd, buf + len, total - len, 0);
 
         ck_assert_msg(n > 0, "recv: %s in the body",
                       n < 0 ? strerror(errno) : "connection closed");
@@ -776,11 +776,11 @@ START_TEST(test_shutdown_with_connections)
     raw_send(partial, half, sizeof(half) - 1);
     slow = raw_connect(h.port); /* does not read its 1 MiB */
     raw_send(slow, big, sizeof(big) - 1);
-    ck_assert_int_eq(recv(slow, resp, 100, MSG_WAITALL), 100);
+    ck_assert_int_eq(test_recv(slow, resp, 100, MSG_WAITALL), 100);
 
     out = httpd_stop(&h, SIGTERM);
     ck_assert_msg(strstr(out, "on 3 connections\n"), "%s", out);
-    ck_assert_int_eq(recv(idle, &byte, 1, 0), 0);
+    ck_assert_int_eq(test_recv(idle, &byte, 1, 0), 0);
     close(idle);
     close(partial);
     close(slow);

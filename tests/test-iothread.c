@@ -45,7 +45,7 @@ static void wait_flag(int *flag, int want)
 {
     for (int i = 0; i < 400000 && __atomic_load_n(flag, __ATOMIC_ACQUIRE) !=
                                       want; i++) {
-        usleep(25);
+        test_sleep_us(25);
     }
     ck_assert_int_eq(__atomic_load_n(flag, __ATOMIC_ACQUIRE), want);
 }

@@ -8,6 +8,7 @@
  * coroutines that move around.  Each stress runs for a bounded time, then
  * every count must match exactly: nothing lost, nothing run twice.
  */
+#define _GNU_SOURCE
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,14 +67,6 @@ static int ctx_index(AioContext *ctx)
     return -1;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Let the stress run, then tell everyone to stop. */
 static void run_for(int ms)
 {
@@ -89,12 +82,12 @@ static bool stopping(void)
 /* Wait (bounded) until *counter reaches want; returns the last value. */
 static int wait_count(int *counter, int want)
 {
-    int64_t deadline = now_ms() + 20000;
+    int64_t deadline = test_now_ms() + 20000;
     int v;
 
     while ((v = __atomic_load_n(counter, __ATOMIC_ACQUIRE)) != want &&
-           now_ms() < deadline) {
-        usleep(200);
+           test_now_ms() < deadline) {
+        test_sleep_us(200);
     }
     return v;
 }
@@ -316,13 +309,13 @@ START_TEST(test_multi_co_wake)
     }
     run_for(STRESS_MS);
     /* Wake whoever is parked until everyone has seen the stop. */
-    deadline = now_ms() + 20000;
+    deadline = test_now_ms() + 20000;
     while (__atomic_load_n(&parkers_done, __ATOMIC_ACQUIRE) < NUM_CO &&
-           now_ms() < deadline) {
+           test_now_ms() < deadline) {
         for (int i = 0; i < NUM_CO; i++) {
             wake_slot(i);
         }
-        usleep(200);
+        test_sleep_us(200);
     }
     ck_assert_int_eq(parkers_done, NUM_CO);
     stop_threads();

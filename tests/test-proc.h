@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "test-sys.h"
+
 /* Entries of a /proc directory, "." and ".." excluded. */
 static inline int proc_count_entries(const char *path)
 {
@@ -78,9 +80,7 @@ static inline int proc_task_count_named(const char *name)
 
 static inline void proc_sleep_ms(int ms)
 {
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-    nanosleep(&ts, NULL);
+    test_sleep_ms(ms);
 }
 
 static inline void *proc_nop_thread(void *arg)

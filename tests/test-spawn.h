@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "test-sys.h"
+
 #define SPAWN_WAIT_MS 20000
 #define SPAWN_OUT_MAX 65536
 
@@ -33,14 +35,6 @@ typedef struct Spawn {
     char err[SPAWN_OUT_MAX + 1]; /* ... and to stderr */
     size_t len[2];
 } Spawn;
-
-static inline int64_t spawn_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Start argv[0] with argv (NULL-terminated). */
 static inline void spawn_start(Spawn *sp, const char *const *argv)
@@ -85,7 +79,7 @@ static inline bool spawn_pump(Spawn *sp, int timeout_ms)
         pfd[i].fd = sp->fd[i];
         pfd[i].events = POLLIN;
     }
-    if (poll(pfd, 2, timeout_ms) <= 0) {
+    if (test_poll(pfd, 2, timeout_ms) <= 0) {
         return false;
     }
     for (int i = 0; i < 2; i++) {
@@ -97,9 +91,9 @@ static inline bool spawn_pump(Spawn *sp, int timeout_ms)
             continue;
         }
         if (sp->len[i] < SPAWN_OUT_MAX) {
-            n = read(sp->fd[i], buf + sp->len[i], SPAWN_OUT_MAX - sp->len[i]);
+            n = test_read(sp->fd[i], buf + sp->len[i], SPAWN_OUT_MAX - sp->len[i]);
         } else {
-            n = read(sp->fd[i], scratch, sizeof(scratch)); /* dropped */
+            n = test_read(sp->fd[i], scratch, sizeof(scratch)); /* dropped */
         }
         if (n > 0) {
             if (sp->len[i] < SPAWN_OUT_MAX) {
@@ -118,11 +112,11 @@ static inline bool spawn_pump(Spawn *sp, int timeout_ms)
 /* Wait until stdout or stderr contains needle; returns where, or fails. */
 static inline const char *spawn_expect(Spawn *sp, const char *needle)
 {
-    int64_t deadline = spawn_now_ms() + SPAWN_WAIT_MS;
+    int64_t deadline = test_now_ms() + SPAWN_WAIT_MS;
     const char *at;
 
     while (!(at = strstr(sp->out, needle)) && !(at = strstr(sp->err, needle))) {
-        if (spawn_now_ms() >= deadline ||
+        if (test_now_ms() >= deadline ||
             (sp->fd[0] < 0 && sp->fd[1] < 0)) {
             break;
         }
@@ -139,17 +133,17 @@ static inline const char *spawn_expect(Spawn *sp, const char *needle)
  */
 static inline int spawn_wait(Spawn *sp)
 {
-    int64_t deadline = spawn_now_ms() + SPAWN_WAIT_MS;
+    int64_t deadline = test_now_ms() + SPAWN_WAIT_MS;
     int status = 0;
     pid_t ret;
 
-    while ((ret = waitpid(sp->pid, &status, WNOHANG)) == 0 &&
-           spawn_now_ms() < deadline) {
+    while ((ret = test_waitpid(sp->pid, &status, WNOHANG)) == 0 &&
+           test_now_ms() < deadline) {
         spawn_pump(sp, 10);
     }
     if (ret == 0) {
         kill(sp->pid, SIGKILL);
-        waitpid(sp->pid, &status, 0);
+        test_waitpid(sp->pid, &status, 0);
         ck_abort_msg("%s did not exit; output:\n%s\n%s", sp->prog, sp->out,
                      sp->err);
     }

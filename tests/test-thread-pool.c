@@ -6,6 +6,7 @@
  * idle-timeout exits, destruction of a context with work queued, and
  * thread_pool_submit_co() from many coroutines.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -50,7 +51,7 @@ static int job_gate(void *arg)
 
     __atomic_store_n(&g->started, 1, __ATOMIC_RELEASE);
     while (!__atomic_load_n(&g->release, __ATOMIC_ACQUIRE)) {
-        usleep(100);
+        test_sleep_us(100);
     }
     __atomic_fetch_add(&jobs_ran, 1, __ATOMIC_RELAXED);
     return g->result;
@@ -60,7 +61,7 @@ static void gate_wait_started(Gate *g)
 {
     for (int i = 0;
          i < 100000 && !__atomic_load_n(&g->started, __ATOMIC_ACQUIRE); i++) {
-        usleep(50);
+        test_sleep_us(50);
     }
     ck_assert_int_eq(__atomic_load_n(&g->started, __ATOMIC_ACQUIRE), 1);
 }
@@ -72,7 +73,7 @@ static void gate_open(Gate *g)
 
 static void *gate_open_later(void *arg)
 {
-    usleep(30 * 1000);
+    test_sleep_us(30 * 1000);
     gate_open(arg);
     return NULL;
 }
@@ -81,7 +82,7 @@ static void wait_jobs_ran(int n)
 {
     for (int i = 0;
          i < 200000 && __atomic_load_n(&jobs_ran, __ATOMIC_RELAXED) < n; i++) {
-        usleep(50);
+        test_sleep_us(50);
     }
     ck_assert_int_eq(__atomic_load_n(&jobs_ran, __ATOMIC_RELAXED), n);
 }
@@ -135,13 +136,6 @@ static void assert_drained(AioContext *ctx)
     }
 }
 
-static void poll_until_total(AioContext *ctx, Log *log, int n)
-{
-    while (log->total < n) {
-        aio_poll(ctx, true);
-    }
-}
-
 static void submit_counted(AioContext *ctx, int max_threads)
 {
     Log *log = log_new();
@@ -156,7 +150,7 @@ static void submit_counted(AioContext *ctx, int max_threads)
     }
     /* Callbacks never run from inside the submission. */
     ck_assert_int_eq(log->total, 0);
-    poll_until_total(ctx, log, NREQ);
+    test_poll_until_ge(ctx, &log->total, NREQ);
     ck_assert_int_eq(__atomic_load_n(&jobs_ran, __ATOMIC_RELAXED), NREQ);
     for (int i = 0; i < NREQ; i++) {
         ck_assert_int_eq(log->calls[i], 1);
@@ -215,7 +209,7 @@ START_TEST(test_submit_from_callbacks)
     for (int i = 0; i < 16; i++) {
         thread_pool_submit_aio(job_count, (void *)5, window_cb, log);
     }
-    poll_until_total(ctx, log, 5000);
+    test_poll_until_ge(ctx, &log->total, 5000);
     ck_assert_int_eq(window_left, 0);
     ck_assert_int_eq(__atomic_load_n(&jobs_ran, __ATOMIC_RELAXED), 5000);
     assert_drained(ctx);
@@ -256,7 +250,7 @@ START_TEST(test_no_current_context)
     pthread_create(&t, NULL, submit_without_context, NULL);
     pthread_join(t, &ret);
     ck_assert_ptr_null(ret);
-    usleep(1000);
+    test_sleep_us(1000);
     ck_assert_int_eq(jobs_ran, 0);
     ck_assert_ptr_null(aio_get_thread_pool(NULL));
 }
@@ -312,7 +306,7 @@ START_TEST(test_completions_batched)
     }
     assert_drained(ctx);
     gate_open(&sentinel);
-    poll_until_total(ctx, log, 102);
+    test_poll_until_ge(ctx, &log->total, 102);
     ck_assert_int_eq(log->rets[101], 78);
     assert_drained(ctx);
     free(log);
@@ -363,7 +357,7 @@ START_TEST(test_nested_poll_in_callback)
     }
     assert_drained(ctx);
     gate_open(&sentinel);
-    poll_until_total(ctx, log, 1);
+    test_poll_until_ge(ctx, &log->total, 1);
     free(log);
     aio_context_unref(ctx);
 }
@@ -406,7 +400,7 @@ START_TEST(test_cancel_before_start)
         ck_assert_int_eq(log->rets[i], -ECANCELED);
     }
     gate_open(&g);
-    poll_until_total(ctx, log, 51);
+    test_poll_until_ge(ctx, &log->total, 51);
     ck_assert_int_eq(log->rets[0], 9);
     for (int i = 0; i <= 50; i++) {
         ck_assert_int_eq(log->calls[i], 1);
@@ -441,7 +435,7 @@ START_TEST(test_cancel_sync_queued)
     ck_assert_int_eq(log->rets[1], -ECANCELED);
     ck_assert_int_eq(log->calls[0], 0);
     gate_open(&g);
-    poll_until_total(ctx, log, 2);
+    test_poll_until_ge(ctx, &log->total, 2);
     ck_assert_int_eq(log->rets[0], 3);
     ck_assert_int_eq(jobs_ran, 1);
     free(log);
@@ -468,7 +462,7 @@ START_TEST(test_cancel_while_running)
     /* Asynchronous: no effect on a running request. */
     bdrv_aio_cancel_async(acb1);
     gate_open(&g1);
-    poll_until_total(ctx, log, 1);
+    test_poll_until_ge(ctx, &log->total, 1);
     ck_assert_int_eq(log->calls[0], 1);
     ck_assert_int_eq(log->rets[0], 42);
 
@@ -495,7 +489,7 @@ START_TEST(test_aiocb_ref)
     acb = thread_pool_submit_aio(job_count, (void *)8, log_cb, &req);
     qemu_aio_ref(acb);
     ck_assert_int_eq(acb->refcnt, 2);
-    poll_until_total(ctx, log, 1);
+    test_poll_until_ge(ctx, &log->total, 1);
     ck_assert_int_eq(acb->refcnt, 1);
     ck_assert_ptr_eq(acb->opaque, &req);
     /* Cancelling a finished request does nothing. */
@@ -591,7 +585,7 @@ START_TEST(test_min_max_live)
     gate_wait_started(&gates[1]);
     ck_assert_int_eq(thread_pool_get_thread_count(pool), 2);
     ck_assert_int_eq(worker_count(), 2);
-    usleep(10000);
+    test_sleep_us(10000);
     ck_assert_int_eq(__atomic_load_n(&gates[2].started, __ATOMIC_ACQUIRE), 0);
 
     /* Raising max on a busy pool: the next submission may use it. */
@@ -599,7 +593,7 @@ START_TEST(test_min_max_live)
     for (int i = 0; i < 3; i++) {
         gate_open(&gates[i]);
     }
-    poll_until_total(ctx, log, 3);
+    test_poll_until_ge(ctx, &log->total, 3);
     for (int i = 0; i < 3; i++) {
         ck_assert_int_eq(log->rets[i], i + 1);
     }
@@ -615,7 +609,7 @@ START_TEST(test_min_max_live)
     /* ...but min of them stay. */
     ctx_set_pool(ctx, 1, 2);
     ck_assert_int_eq(proc_wait_count(worker_count, 1, 5000), 1);
-    usleep(100 * 1000); /* five idle timeouts */
+    test_sleep_us(100 * 1000); /* five idle timeouts */
     ck_assert_int_eq(worker_count(), 1);
 
     /* The pool still works after all that. */
@@ -747,7 +741,7 @@ START_TEST(test_pool_churn)
                                    &reqs[i]);
         }
         if (round % 2) {
-            poll_until_total(ctx, log, 40);
+            test_poll_until_ge(ctx, &log->total, 40);
         }
         aio_context_unref(ctx);
         ck_assert_int_eq(log->total, 40);

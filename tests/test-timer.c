@@ -7,6 +7,7 @@
  * timers, heap consistency against a model, attributes, bad inputs,
  * destruction with armed timers, and cross-thread arming and waking.
  */
+#define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -105,7 +106,7 @@ START_TEST(test_clock_reads)
     ck_assert_int_ge(qemu_clock_get_us(QEMU_CLOCK_REALTIME), b / SCALE_US);
     /* The virtual clocks follow the monotonic one while running. */
     v1 = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
-    usleep(2000);
+    test_sleep_us(2000);
     v2 = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
     ck_assert_int_ge(v2 - v1, 2 * SCALE_MS);
     v1 = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL_RT);
@@ -123,11 +124,11 @@ START_TEST(test_virtual_stop_step_restart)
 {
     int64_t t0 = virtual_stop(), t, rt0;
 
-    usleep(5000);
+    test_sleep_us(5000);
     ck_assert_int_eq(qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL), t0);
     /* VIRTUAL_RT keeps running. */
     rt0 = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL_RT);
-    usleep(1000);
+    test_sleep_us(1000);
     ck_assert_int_gt(qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL_RT), rt0);
     /* Forward only. */
     ck_assert_int_eq(qemu_clock_advance_virtual_time(t0 + 7 * MS), t0 + 7 * MS);
@@ -144,7 +145,7 @@ START_TEST(test_virtual_stop_step_restart)
     t = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
     ck_assert_int_ge(t, t0 + 3600 * 1000 * MS);
     ck_assert_int_lt(t, t0 + 3600 * 1000 * MS + 1000 * MS);
-    usleep(2000);
+    test_sleep_us(2000);
     ck_assert_int_ge(qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL), t + 2 * MS);
     /* Advancing a running clock jumps it forward, and it keeps running. */
     t = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
@@ -169,7 +170,7 @@ START_TEST(test_deadline_order)
         item_init(ctx, &it[i], &log, i, QEMU_CLOCK_VIRTUAL);
         item_arm(&it[i], t0 + offs_ms[i] * MS);
     }
-    usleep(2000); /* the clock stands still: nothing is due */
+    test_sleep_us(2000); /* the clock stands still: nothing is due */
     ck_assert(!aio_poll(ctx, false));
     ck_assert_int_eq(log.n, 0);
     qemu_clock_advance_virtual_time(t0 + 100 * MS);
@@ -642,7 +643,7 @@ START_TEST(test_deleted_never_fires)
     timer_del(t); /* idle: nothing happens */
     ck_assert(!timer_pending(t));
     ck_assert_int_eq(timer_expire_time_ns(t), -1);
-    usleep(3000);
+    test_sleep_us(3000);
     ck_assert(!aio_poll(ctx, false));
     ck_assert_int_eq(n, 0);
     /* Freeing a pending (even a due) timer: it never runs. */
@@ -713,7 +714,7 @@ START_TEST(test_stopped_clock_does_not_fire)
 
     item_init(ctx, &it, NULL, 0, QEMU_CLOCK_VIRTUAL);
     item_arm(&it, t0 + MS);
-    usleep(5000); /* real time passes, virtual time does not */
+    test_sleep_us(5000); /* real time passes, virtual time does not */
     ck_assert(!aio_poll(ctx, false));
     ck_assert_int_eq(it.fired, 0);
     /* Nothing else: a blocking poll would sleep forever. */
@@ -838,18 +839,18 @@ START_TEST(test_advance_wakes_each_context)
     for (int i = 0; i < T; i++) {
         pthread_create(&tc[i].thread, NULL, ctx_thread, &tc[i]);
     }
-    usleep(10000); /* both loops are (most likely) asleep by now */
+    test_sleep_us(10000); /* both loops are (most likely) asleep by now */
     ck_assert_int_eq(__atomic_load_n(&tc[0].fired, __ATOMIC_SEQ_CST), 0);
     ck_assert_int_eq(__atomic_load_n(&tc[1].fired, __ATOMIC_SEQ_CST), 0);
     qemu_clock_advance_virtual_time(t0 + 1 * MS);
     while (!__atomic_load_n(&tc[0].fired, __ATOMIC_SEQ_CST)) {
-        usleep(100);
+        test_sleep_us(100);
     }
-    usleep(5000);
+    test_sleep_us(5000);
     ck_assert_int_eq(__atomic_load_n(&tc[1].fired, __ATOMIC_SEQ_CST), 0);
     qemu_clock_advance_virtual_time(t0 + 2 * MS);
     while (!__atomic_load_n(&tc[1].fired, __ATOMIC_SEQ_CST)) {
-        usleep(100);
+        test_sleep_us(100);
     }
     for (int i = 0; i < T; i++) {
         __atomic_store_n(&tc[i].stop, 1, __ATOMIC_SEQ_CST);
@@ -1352,7 +1353,7 @@ static void *armer_thread(void *opaque)
 {
     Armer *a = opaque;
 
-    usleep(a->sleep_us);
+    test_sleep_us(a->sleep_us);
     timer_mod_ns(a->timer, qemu_clock_get_ns(QEMU_CLOCK_REALTIME) + a->delay_ns);
     return NULL;
 }
@@ -1392,7 +1393,7 @@ static void *advancer_thread(void *opaque)
 {
     int64_t *target = opaque;
 
-    usleep(20000);
+    test_sleep_us(20000);
     qemu_clock_advance_virtual_time(*target);
     return NULL;
 }
@@ -1400,7 +1401,7 @@ static void *advancer_thread(void *opaque)
 static void *enabler_thread(void *opaque)
 {
     (void)opaque;
-    usleep(20000);
+    test_sleep_us(20000);
     qemu_clock_enable(QEMU_CLOCK_REALTIME, true);
     return NULL;
 }
@@ -1517,7 +1518,7 @@ START_TEST(test_cross_thread_churn)
         timer_del(&timers[i]);
     }
     fired_after = churn_fired;
-    usleep(1000);
+    test_sleep_us(1000);
     ck_assert(!aio_poll(ctx, false));
     ck_assert_int_eq(churn_fired, fired_after);
     ck_assert_int_eq(aio_compute_timeout(ctx), -1);

@@ -14,6 +14,9 @@
  *  - scheduling bottom halves, aio_notify(), (un)registering handlers and
  *    taking/dropping references work from any thread;
  *  - callbacks always run in the home thread, inside aio_poll().
+ *
+ * Errors (aioctx/error.h): aio_context_new() takes Error **errp; calls
+ * returning int return 0 or -errno; the others cannot fail.
  */
 #ifndef AIOCTX_AIO_H
 #define AIOCTX_AIO_H
@@ -145,6 +148,19 @@ AIOCTX_API void aio_context_ref(AioContext *ctx);
 AIOCTX_API void aio_context_unref(AioContext *ctx);
 
 /*
+ * fork(): a child process inherits the parent's contexts, but shares their
+ * kernel objects (epoll set, io_uring ring, eventfd) with the parent and
+ * has none of their worker threads.  The child must not use an inherited
+ * context in any way, aio_context_unref() included (that would remove the
+ * parent's registrations from the shared epoll set and wait for threads
+ * that do not exist): it leaks it (or calls exec).  The child may create
+ * fresh contexts, which work normally on every engine; the calling
+ * thread's current context (qemu_get_current_aio_context()) is inherited
+ * too and should be set to the fresh one (or NULL).  Forking leaves the
+ * parent's contexts working as before.
+ */
+
+/*
  * Name of the engine the context uses: "poll", "epoll", "io_uring" or
  * "linux-aio".  The string is static.  Any thread.
  */
@@ -203,7 +219,8 @@ AIOCTX_API QEMUBH *aio_bh_new_full(AioContext *ctx, QEMUBHFunc *cb,
 /*
  * Run cb(opaque) once, soon, in ctx's thread, then forget it.  Lock-free
  * and callable from any thread.  Bottom halves scheduled from one thread
- * run in the order they were scheduled.
+ * run in the order they were scheduled (but see qemu_bh_schedule() for
+ * a BH that is still queued from an earlier request).
  */
 AIOCTX_API void aio_bh_schedule_oneshot_full(AioContext *ctx, QEMUBHFunc *cb,
                                              void *opaque, const char *name);
@@ -216,6 +233,11 @@ AIOCTX_API void aio_bh_schedule_oneshot_full(AioContext *ctx, QEMUBHFunc *cb,
  * Schedule bh: its callback runs once in a later aio_bh_poll() of its
  * context (one scheduled from inside a bottom half waits for the next
  * aio_bh_poll()).  Scheduling an already scheduled BH does nothing more.
+ * One exception to order and timing: a BH still queued from an earlier
+ * request that it did not run for (the request was cancelled, or it was
+ * also scheduled from another thread and ran from the other entry) keeps
+ * that place, so it may run before BHs scheduled earlier, or in the
+ * aio_bh_poll() that is running.  It still runs once per request.
  * Lock-free, wakes a sleeping aio_poll(); any thread.
  */
 AIOCTX_API void qemu_bh_schedule(QEMUBH *bh);
@@ -283,6 +305,25 @@ AIOCTX_API void aio_notify_accept(AioContext *ctx);
  * A negative fd is ignored.  Unregister before closing fd.  Any thread
  * (from another thread, a callback of the old handler may still be
  * running in the home thread).
+ *
+ * Out of memory (the call returns nothing, so it cannot tell the caller):
+ * nothing changes - a new fd stays unwatched, a replaced handler keeps its
+ * old callbacks - and an AIO_LOG_ERROR message naming the fd goes to the
+ * log handler (aioctx/log.h).  Removal never allocates.  The same holds
+ * for aio_set_event_notifier().
+ *
+ * An fd closed while its handler is still registered: removing the
+ * handler afterwards (all callbacks NULL, same fd number) is safe, also
+ * when the number was reused meanwhile, and a descriptor that gets the
+ * number later starts clean: it sees only its own events.  Until the
+ * removal, the epoll-based engines (io_uring, linux-aio, epoll) no longer
+ * report the closed fd, while the poll engine reports it on every
+ * iteration and calls io_read, whose reads fail with EBADF; a number
+ * reused before the removal may have its events delivered to the old
+ * handler.  This only holds when the closed fd was the last descriptor of
+ * its open file: epoll keeps watching an open file that a dup()ed, passed
+ * or fork-inherited descriptor still refers to, and the library cannot
+ * remove it once the number is gone - unregister first in that case.
  */
 AIOCTX_API void aio_set_fd_handler(AioContext *ctx, int fd, IOHandler *io_read,
                                    IOHandler *io_write, AioPollFn *io_poll,

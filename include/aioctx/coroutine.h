@@ -25,6 +25,9 @@
  *
  * The aio_co_schedule / aio_co_wake / aio_co_enter / aio_co_reschedule_self
  * functions are declared in aioctx/aio.h, next to the context they use.
+ *
+ * Errors (aioctx/error.h): calls returning int or ssize_t return -errno
+ * on failure; the others cannot fail.
  */
 #ifndef AIOCTX_COROUTINE_H
 #define AIOCTX_COROUTINE_H
@@ -324,7 +327,9 @@ AIOCTX_API void qemu_co_sleep_wake(QemuCoSleep *w);
  * Yield until fd is readable (or hung up), watching it with an fd handler
  * of the calling thread's current AioContext (aborts when the thread has
  * none).  The handler is removed before the coroutine resumes, so fd must
- * not have another handler in that context.  Coroutine only.
+ * not have another handler in that context.  When memory for the handler
+ * runs out it returns at once, as a spurious wake-up would (the caller's
+ * read then fails with EAGAIN and it waits again).  Coroutine only.
  */
 AIOCTX_API void coroutine_fn yield_until_fd_readable(int fd);
 

@@ -8,9 +8,23 @@
  * error_propagate().  Pass &error_abort to abort on failure (the message
  * goes to the log handler of aioctx/log.h), &error_fatal to report the
  * message with error_report_err() and exit(1), or NULL to ignore the
- * error.
+ * error.  When memory runs out while an error is being made, *errp gets a
+ * shared error instead, "out of memory (while reporting an error)" with
+ * errno ENOMEM, which error_free() accepts like any other: reporting a
+ * failure never aborts.
  *
  * Every function here may be called from any thread.
+ *
+ * The library's error conventions, stated once (each header says which
+ * applies to its functions):
+ *  - creating something that can fail for reasons outside the program
+ *    (contexts, IOThreads, Linux AIO and io_uring states) takes
+ *    Error **errp and returns NULL or false on failure;
+ *  - calls that return int (or ssize_t) report failure as a negative errno
+ *    value (-EINVAL for bad arguments) and never set errno;
+ *  - calls that cannot fail with valid arguments return void; misuse that
+ *    cannot be reported (a NULL context, a BH used after deletion) is a
+ *    programming error: logged through aioctx/log.h, then abort().
  */
 #ifndef AIOCTX_ERROR_H
 #define AIOCTX_ERROR_H

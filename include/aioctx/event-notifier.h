@@ -6,6 +6,8 @@
  * The struct is public so it can be embedded by value.  rfd is the end to
  * poll for readability, wfd the end that event_notifier_set() writes (the
  * same descriptor for an eventfd).  Treat the fields as read-only.
+ *
+ * Errors (aioctx/error.h): calls returning int return 0 or -errno.
  */
 #ifndef AIOCTX_EVENT_NOTIFIER_H
 #define AIOCTX_EVENT_NOTIFIER_H
@@ -34,7 +36,7 @@ AIOCTX_API int event_notifier_init(EventNotifier *e, int active);
 /*
  * Close the descriptors.  Idempotent: cleaning up twice, or cleaning up a
  * notifier whose init failed, does nothing.  Unregister the notifier from
- * any AioContext first.
+ * any AioContext first.  Any thread, once no other thread uses e.
  */
 AIOCTX_API void event_notifier_cleanup(EventNotifier *e);
 
@@ -51,10 +53,13 @@ AIOCTX_API int event_notifier_set(EventNotifier *e);
  */
 AIOCTX_API int event_notifier_test_and_clear(EventNotifier *e);
 
-/* The descriptor to poll for readability, or -1 if not initialised. */
+/*
+ * The descriptor to poll for readability, or -1 if not initialised.  Any
+ * thread.
+ */
 AIOCTX_API int event_notifier_get_fd(const EventNotifier *e);
 
-/* The descriptor event_notifier_set() writes to, or -1. */
+/* The descriptor event_notifier_set() writes to, or -1.  Any thread. */
 AIOCTX_API int event_notifier_get_wfd(const EventNotifier *e);
 
 #ifdef __cplusplus

@@ -6,18 +6,15 @@
  * from a context's aio_poll().  Every engine can do them; how depends on
  * the engine the context was created with:
  *
- *   io_uring    on a ring of the engine's (made by the first request),
- *               whose descriptor is in the epoll set that waits on fds:
- *               requests are handed to the kernel in batches, once per
- *               loop iteration (or every aio_max_batch requests when
- *               aio_context_set_aio_params() set one), and their
- *               completions are reaped in the same iteration as the fds'
- *               (at most 256 requests in the kernel per context; more wait
- *               in the context until slots free up);
+ *   io_uring    io_uring: requests reach the kernel in batches, at the
+ *               latest when the loop next waits (or every aio_max_batch
+ *               requests when aio_context_set_aio_params() set one), and
+ *               complete in the loop iteration that sees them, like ready
+ *               fds; a bounded number are in the kernel at once, the rest
+ *               wait in the context;
  *   linux-aio   Linux native AIO: io_submit() in batches of aio_max_batch
- *               (default 32), completions signalled on an eventfd and read
- *               from the completion ring in user space (see
- *               aio_setup_linux_aio());
+ *               (default 32), completions delivered by the loop like ready
+ *               fds (see aio_setup_linux_aio());
  *   poll, epoll the context's worker thread pool (preadv, pwritev, fsync,
  *               fdatasync in a worker; see aioctx/thread-pool.h), except
  *               that a read or write of a buffered descriptor is first
@@ -45,6 +42,9 @@
  *    kernel (or a worker) already has, completes the others with
  *    -ECANCELED, and runs every callback in the destroying thread, inside
  *    aio_context_unref(); such callbacks must not use the context.
+ *
+ * Errors (aioctx/error.h): request results are -errno; the aio_setup_*
+ * calls take Error **errp; calls returning NULL refuse their arguments.
  */
 #ifndef AIOCTX_FILE_IO_H
 #define AIOCTX_FILE_IO_H
@@ -147,11 +147,13 @@ AIOCTX_API BlockAIOCB *aio_file_fsync(AioContext *ctx, int fd, bool datasync,
                                       BlockCompletionFunc *cb, void *opaque);
 
 /*
- * Coroutine forms: submit to the calling thread's current context (see
- * qemu_get_current_aio_context()), yield until the request completes and
- * return its result: bytes transferred (0 for a flush) or -errno.  Return
- * -EINVAL at once when there is no current context or the arguments are
- * refused as above.  Coroutine only (abort with a message otherwise).
+ * The coroutine forms of aio_file_preadv(), aio_file_pwritev() and
+ * aio_file_fsync().  Each submits to the calling thread's current context
+ * (see qemu_get_current_aio_context()), yields until the request completes
+ * and returns its result: bytes transferred (0 for a flush) or -errno.
+ * Returns -EINVAL at once when there is no current context or the
+ * arguments are refused as above.  Coroutine only (aborts with a message
+ * otherwise).
  */
 AIOCTX_API ssize_t coroutine_fn aio_file_co_preadv(int fd, uint64_t offset,
                                                    const struct iovec *iov,
@@ -260,9 +262,9 @@ AIOCTX_API LinuxAioState *aio_get_linux_aio(AioContext *ctx);
 
 /*
  * Give ctx an io_uring block I/O state, or return the one it has.  On the
- * "io_uring" engine it uses the engine's ring; on any other engine it
- * creates a ring of its own (128 entries) whose descriptor is watched by
- * ctx.  Returns NULL with *errp set when io_uring cannot be used here
+ * "io_uring" engine its requests share the engine's io_uring; on any other
+ * engine it creates one of its own (128 entries, one more descriptor
+ * watched by ctx).  Returns NULL with *errp set when io_uring cannot be used here
  * ("io_uring: Operation not permitted" under a seccomp filter, say).  The
  * state lives as long as ctx.  Thread: ctx's home thread.
  */

@@ -12,6 +12,9 @@
  * creation (cut to 15 bytes) and busy-polls for up to
  * AIOCTX_IOTHREAD_POLL_MAX_NS_DEFAULT before sleeping (see
  * aio_context_set_poll_params()); iothread_set_poll_params() changes that.
+ *
+ * Errors (aioctx/error.h): iothread_create() takes Error **errp; the
+ * others cannot fail.
  */
 #ifndef AIOCTX_IOTHREAD_H
 #define AIOCTX_IOTHREAD_H

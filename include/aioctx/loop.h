@@ -29,6 +29,9 @@
  *    calling aio_prepare() first.
  *
  * Declared here rather than in aioctx/aio.h; <aioctx.h> includes both.
+ *
+ * Errors (aioctx/error.h): calls returning int return a value >= 0 or
+ * -errno; the others cannot fail.
  */
 #ifndef AIOCTX_LOOP_H
 #define AIOCTX_LOOP_H
@@ -83,8 +86,9 @@ AIOCTX_API void aio_context_stop(AioContext *ctx);
  * handler change costs one epoll_ctl() more (waiting inside aio_poll()
  * still uses ppoll()), and one more descriptor stays open.  Descriptors
  * epoll refuses (regular files) keep it readable, as poll(2) reports them
- * ready.  Returns -1 with errno set only when the mirror cannot be made
- * (out of descriptors or memory).  Any thread.
+ * ready.  Returns the descriptor, or -errno: -EINVAL when ctx is NULL,
+ * -EMFILE or -ENOMEM when the mirror cannot be made (it is tried again on
+ * the next call).  Any thread.
  */
 AIOCTX_API int aio_context_get_pollfd(AioContext *ctx);
 

@@ -32,6 +32,9 @@
  * same call) with -ECANCELED, and they must not schedule bottom halves or
  * otherwise use the context.  A coroutine waiting in thread_pool_submit_co()
  * is entered directly (in that thread) and sees -ECANCELED or the result.
+ *
+ * Errors (aioctx/error.h): job results are the job function's own
+ * (-errno by convention); calls returning int return 0 or -errno.
  */
 #ifndef AIOCTX_THREAD_POOL_H
 #define AIOCTX_THREAD_POOL_H

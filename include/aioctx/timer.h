@@ -62,6 +62,8 @@
  * A callback sees the clock where the step left it.  A periodic timer that
  * re-arms itself from its previous deadline (not from the current time)
  * fires once for every period a step crosses, all in one aio_poll().
+ *
+ * Errors (aioctx/error.h): nothing here can fail with valid arguments.
  */
 #ifndef AIOCTX_TIMER_H
 #define AIOCTX_TIMER_H
@@ -243,7 +245,10 @@ AIOCTX_API bool timer_pending(QEMUTimer *ts);
  */
 AIOCTX_API bool timer_expired(QEMUTimer *ts, int64_t current_time);
 
-/* Deadline of ts in nanoseconds, or -1 when it is idle (or NULL). */
+/*
+ * Deadline of ts in nanoseconds, or -1 when it is idle (or NULL).  Any
+ * thread.
+ */
 AIOCTX_API int64_t timer_expire_time_ns(QEMUTimer *ts);
 
 /*

@@ -28,10 +28,11 @@ nm -D --defined-only "$lib" | awk '$2 ~ /^[TDBRVWi]$/ { print $3 }' |
     sed 's/@.*$//' | grep -v '^AIOCTX_' | sort -u >"$tmp/exported"
 
 # The version script: one name per line inside each node's "global:" (a
-# node ends at "local:" or at its closing brace).
-sed -n '/global:/,/local:\|^}/p' "$src/lib/libaioctx.map" |
+# node ends with "local:" or with its closing brace).
+sed -n '/global:/,/^[[:space:]]*\(local:\|}\)/p' "$src/lib/libaioctx.map" |
     sed -e 's/#.*$//' -e 's/[[:space:]]//g' -e 's/;$//' |
-    grep -v -e '^global:' -e '^local:' -e '^}' -e '^$' | sort -u >"$tmp/mapped"
+    grep -v -e '^global:' -e '^local:' -e '^}' -e '^$' | sort -u \
+    >"$tmp/mapped"
 
 status=0
 if grep -q '[*?]' "$tmp/mapped"; then

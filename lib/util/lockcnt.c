@@ -7,7 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "lockcnt.h"
+#include "util/lockcnt.h"
 
 enum {
     LC_FREE = 0,

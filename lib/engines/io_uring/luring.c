@@ -4,9 +4,10 @@
  * context (aio_setup_linux_io_uring()).
  *
  * On the "io_uring" engine the state is only a marker: requests go to the
- * engine's own ring through its file I/O slots.  On any other engine it
- * owns a ring of LURING_ENTRIES submission entries (the kernel gives the
- * completion queue twice that) whose descriptor is watched by the context,
+ * engine's own file ring (file-ring.c), the engine's executor.  On any
+ * other engine it owns a ring of LURING_ENTRIES submission entries (the
+ * kernel gives the completion queue twice that) whose descriptor is
+ * watched by the context,
  * with io_poll looking at the completion queue.  Requests, and the
  * cancellations aimed at them, never number more than the completion queue
  * holds; more wait in a FIFO for a free entry.  Entries are filled at once
@@ -18,57 +19,32 @@
  * own completion arrives, so the address cannot be reused meanwhile.
  */
 #include <errno.h>
-#include <liburing.h>
-#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "aio-internal.h"
 #include "aioctx/coroutine.h"
+#include "engine.h"
+#include "engines/io_uring/io_uring.h"
 #include "log-internal.h"
-#include "file-io-internal.h"
-#include "uring-tsan.h"
 
 #define LURING_ENTRIES 128
 #define LURING_MAX_IN_FLIGHT (2 * LURING_ENTRIES) /* the CQ's size */
 
 struct LuringState {
+    AioFileExec exec;     /* first: what the front end holds */
     AioContext *ctx;
-    bool on_engine; /* the io_uring engine runs the requests */
+    AioFileExec *engine;  /* the engine's file ring runs the requests */
     struct io_uring ring;
-    unsigned in_flight;     /* entries filled, completion not seen */
-    AioFileReq *queue_head; /* waiting for an entry, FIFO */
-    AioFileReq **queue_tail;
+    unsigned in_flight;   /* entries filled, completion not seen */
+    AioFileReqFifo queue; /* waiting for an entry */
     QEMUBH *bh;
 };
 
-void aio_file_uring_prep(struct io_uring_sqe *sqe, AioFileReq *req)
-{
-    const struct iovec *iov = req->iov;
-
-    switch (req->type) {
-    case QEMU_AIO_READ:
-        if (req->iovcnt == 1) {
-            io_uring_prep_read(sqe, req->fd, iov[0].iov_base,
-                               (unsigned)iov[0].iov_len, req->offset);
-        } else {
-            io_uring_prep_readv(sqe, req->fd, iov, (unsigned)req->iovcnt,
-                                req->offset);
-        }
-        break;
-    case QEMU_AIO_WRITE:
-        if (req->iovcnt == 1) {
-            io_uring_prep_write(sqe, req->fd, iov[0].iov_base,
-                                (unsigned)iov[0].iov_len, req->offset);
-        } else {
-            io_uring_prep_writev(sqe, req->fd, iov, (unsigned)req->iovcnt,
-                                 req->offset);
-        }
-        break;
-    default:
-        io_uring_prep_fsync(sqe, req->fd,
-                            req->datasync ? IORING_FSYNC_DATASYNC : 0);
-        break;
-    }
-}
+/* A request's private area. */
+typedef struct LuringReq {
+    bool queued; /* waiting for a submission entry */
+} LuringReq;
 
 /* ---- the dedicated ring ---- */
 
@@ -79,11 +55,7 @@ static struct io_uring_sqe *luring_get_sqe(LuringState *s)
     if (s->in_flight >= LURING_MAX_IN_FLIGHT) {
         return NULL;
     }
-    sqe = io_uring_get_sqe(&s->ring);
-    if (!sqe) {
-        io_uring_submit(&s->ring); /* full: hand over what is there */
-        sqe = io_uring_get_sqe(&s->ring);
-    }
+    sqe = aio_ring_get_sqe(&s->ring);
     if (sqe) {
         s->in_flight++;
     }
@@ -97,7 +69,7 @@ static bool luring_start(LuringState *s, AioFileReq *req)
     if (!sqe) {
         return false;
     }
-    aio_file_uring_prep(sqe, req);
+    aio_ring_prep_file(sqe, req);
     io_uring_sqe_set_data(sqe, req);
     qemu_bh_schedule(s->bh);
     return true;
@@ -108,12 +80,9 @@ static void luring_flush(LuringState *s)
 {
     AioFileReq *req;
 
-    while ((req = s->queue_head) && luring_start(s, req)) {
-        s->queue_head = req->next;
-        if (!s->queue_head) {
-            s->queue_tail = &s->queue_head;
-        }
-        req->u.luring.queued = false;
+    while ((req = s->queue.head) && luring_start(s, req)) {
+        AIO_FIFO_POP(&s->queue, next);
+        ((LuringReq *)aio_file_req_priv(req))->queued = false;
     }
     if (io_uring_sq_ready(&s->ring)) {
         io_uring_submit(&s->ring);
@@ -124,27 +93,25 @@ static void luring_flush(LuringState *s)
  * Handle the completions that are there now (not those that callbacks'
  * submissions add meanwhile: the loop must get control back).
  */
+static void luring_complete(void *opaque, uint64_t data, int res)
+{
+    LuringState *s = opaque;
+
+    s->in_flight--;
+    if (data & 1) {
+        qemu_aio_unref((void *)(uintptr_t)(data & ~(uint64_t)1)); /* cancel */
+        return;
+    }
+    aio_file_req_done((AioFileReq *)(uintptr_t)data, res);
+}
+
 static void luring_process(LuringState *s)
 {
-    unsigned budget = io_uring_cq_ready(&s->ring);
-    struct io_uring_cqe *cqe;
-
-    if (!budget) {
+    if (!io_uring_cq_ready(&s->ring)) {
         return;
     }
     qemu_bh_schedule(s->bh); /* for callbacks that nest aio_poll() */
-    while (budget-- && io_uring_peek_cqe(&s->ring, &cqe) == 0) {
-        uintptr_t data = (uintptr_t)io_uring_cqe_get_data(cqe);
-        int res = cqe->res;
-
-        io_uring_cqe_seen(&s->ring, cqe);
-        s->in_flight--;
-        if (data & 1) {
-            qemu_aio_unref((void *)(data & ~(uintptr_t)1)); /* cancel */
-            continue;
-        }
-        aio_file_req_done((AioFileReq *)data, res);
-    }
+    aio_ring_reap(&s->ring, 0, luring_complete, s);
     qemu_bh_cancel(s->bh);
 }
 
@@ -171,34 +138,27 @@ static bool luring_fd_poll(void *opaque)
     return io_uring_cq_ready(&s->ring) > 0;
 }
 
-static int luring_submit(void *opaque, AioFileReq *req)
+static int luring_submit(AioFileExec *exec, AioFileReq *req)
 {
-    LuringState *s = opaque;
+    LuringState *s = (LuringState *)exec;
+    LuringReq *lr = aio_file_req_priv(req);
 
-    if (s->queue_head || !luring_start(s, req)) {
-        req->next = NULL;
-        req->u.luring.queued = true;
-        *s->queue_tail = req;
-        s->queue_tail = &req->next;
+    if (!aio_fifo_empty(&s->queue) || !luring_start(s, req)) {
+        lr->queued = true;
+        AIO_FIFO_PUSH(&s->queue, req, next);
     }
     return 0;
 }
 
-static void luring_cancel(void *opaque, AioFileReq *req)
+static void luring_cancel(AioFileExec *exec, AioFileReq *req)
 {
-    LuringState *s = opaque;
+    LuringState *s = (LuringState *)exec;
+    LuringReq *lr = aio_file_req_priv(req);
     struct io_uring_sqe *sqe;
-    AioFileReq **p;
 
-    if (req->u.luring.queued) {
-        for (p = &s->queue_head; *p != req; p = &(*p)->next) {
-            continue;
-        }
-        *p = req->next;
-        if (!*p) {
-            s->queue_tail = p;
-        }
-        req->u.luring.queued = false;
+    if (lr->queued) {
+        AIO_FIFO_REMOVE(&s->queue, req, next);
+        lr->queued = false;
         aio_file_req_done(req, -ECANCELED);
         return;
     }
@@ -212,7 +172,9 @@ static void luring_cancel(void *opaque, AioFileReq *req)
     qemu_bh_schedule(s->bh);
 }
 
-static const AioFileExec luring_exec = {
+static const AioFileExecOps luring_ops = {
+    .name = "luring",
+    .req_priv_size = sizeof(LuringReq),
     .submit = luring_submit,
     .cancel = luring_cancel,
 };
@@ -223,16 +185,14 @@ void luring_state_free(LuringState *s)
 {
     AioFileReq *req;
 
-    if (s->on_engine) {
+    if (s->engine) {
         free(s);
         return;
     }
-    while ((req = s->queue_head)) {
-        s->queue_head = req->next;
-        req->u.luring.queued = false;
+    while ((req = AIO_FIFO_POP(&s->queue, next))) {
+        ((LuringReq *)aio_file_req_priv(req))->queued = false;
         aio_file_req_done(req, -ECANCELED);
     }
-    s->queue_tail = &s->queue_head;
     while (s->in_flight) {
         int ret = io_uring_submit_and_wait(&s->ring, 1);
 
@@ -244,13 +204,13 @@ void luring_state_free(LuringState *s)
     }
     aio_set_fd_handler(s->ctx, s->ring.ring_fd, NULL, NULL, NULL, NULL, NULL);
     qemu_bh_delete(s->bh);
-    aio_uring_unmapping();
-    io_uring_queue_exit(&s->ring);
+    aio_ring_teardown(&s->ring);
     free(s);
 }
 
 static LuringState *luring_state_new(AioContext *ctx, Error **errp)
 {
+    static const unsigned no_flags = 0;
     LuringState *s = calloc(1, sizeof(*s));
     int ret;
 
@@ -258,22 +218,35 @@ static LuringState *luring_state_new(AioContext *ctx, Error **errp)
         error_setg_errno(errp, ENOMEM, "io_uring");
         return NULL;
     }
+    s->exec.ops = &luring_ops;
     s->ctx = ctx;
-    if (ctx->engine == &aio_engine_io_uring) {
-        s->on_engine = true;
+    /* aio_setup_linux_io_uring() made the front end state already. */
+    if (uring_file_is_exec(aio_file_state_peek(ctx)->engine_exec)) {
+        s->engine = aio_file_state_peek(ctx)->engine_exec;
         return s;
     }
-    ret = io_uring_queue_init(LURING_ENTRIES, &s->ring, 0);
+    ret = aio_ring_setup(&s->ring, LURING_ENTRIES, &no_flags, 1);
     if (ret < 0) {
         error_setg_errno(errp, -ret, "io_uring");
         free(s);
         return NULL;
     }
-    aio_uring_mapped();
-    s->queue_tail = &s->queue_head;
-    s->bh = aio_bh_new(ctx, luring_bh, s);
-    aio_set_fd_handler(ctx, s->ring.ring_fd, luring_fd_read, NULL,
-                       luring_fd_poll, luring_fd_read, s);
+    aio_fifo_init(&s->queue);
+    s->bh = aio_bh_try_new(ctx, luring_bh, s, "luring_bh");
+    if (!s->bh) {
+        error_setg_errno(errp, ENOMEM, "io_uring");
+        aio_ring_teardown(&s->ring);
+        free(s);
+        return NULL;
+    }
+    if (!aio_set_fd_handler_full(ctx, s->ring.ring_fd, luring_fd_read, NULL,
+                                 luring_fd_poll, luring_fd_read, s, false)) {
+        error_setg_errno(errp, ENOMEM, "io_uring: cannot watch the ring");
+        qemu_bh_delete(s->bh);
+        aio_ring_teardown(&s->ring);
+        free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -288,7 +261,11 @@ AIOCTX_API LuringState *aio_setup_linux_io_uring(AioContext *ctx, Error **errp)
         error_setg(errp, "io_uring: no context given");
         return NULL;
     }
-    fs = aio_file_state(ctx);
+    fs = aio_file_state_try(ctx);
+    if (!fs) {
+        error_setg_errno(errp, ENOMEM, "io_uring");
+        return NULL;
+    }
     s = aio_load_acquire(&fs->luring);
     if (s) {
         return s;
@@ -307,7 +284,7 @@ AIOCTX_API LuringState *aio_setup_linux_io_uring(AioContext *ctx, Error **errp)
 
 AIOCTX_API LuringState *aio_get_linux_io_uring(AioContext *ctx)
 {
-    AioFileState *fs = ctx ? aio_load_acquire(&ctx->file_state) : NULL;
+    AioFileState *fs = ctx ? aio_file_state_peek(ctx) : NULL;
 
     return fs ? aio_load_acquire(&fs->luring) : NULL;
 }
@@ -324,6 +301,6 @@ AIOCTX_API int coroutine_fn luring_co_submit(BlockDriverState *bs, int fd,
         return -ENXIO;
     }
     return aio_file_co_qemu("luring_co_submit",
-                            s && s->on_engine ? NULL : &luring_exec, s, fd,
+                            !s ? NULL : s->engine ? s->engine : &s->exec, fd,
                             offset, qiov, type, 0);
 }

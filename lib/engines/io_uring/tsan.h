@@ -21,7 +21,7 @@
 #ifdef AIOCTX_URING_TSAN
 void __tsan_acquire(void *addr);
 void __tsan_release(void *addr);
-extern char aio_uring_tsan_sync; /* engine-io-uring-file.c */
+extern char aio_uring_tsan_sync; /* ring.c */
 
 /* Right after a ring was mapped. */
 static inline void aio_uring_mapped(void)

@@ -3,11 +3,11 @@
  * The "epoll" engine: level-triggered epoll, nanosecond timeouts through
  * epoll_pwait2() where the kernel has it.  O(ready fds) per wait.
  *
- * Descriptors epoll refuses (regular files and block devices give EPERM)
- * are reported ready on every wait, which is what poll(2) does with them.
- * While there are such fds, the epoll set also holds an always readable
- * eventfd (data.ptr NULL, skipped by wait()), so that the epoll descriptor
- * handed out by pollfd() tells a foreign loop there is work.
+ * The set follows the handler list through epoll-set.h.  Descriptors
+ * epoll refuses (regular files and block devices give EPERM) are reported
+ * ready on every wait, which is what poll(2) does with them; the set's
+ * always readable eventfd then makes the epoll descriptor handed out by
+ * pollfd() tell a foreign loop there is work.
  */
 #include <errno.h>
 #include <poll.h>
@@ -19,10 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "aio-internal.h"
+#include "engine.h"
 #include "log-internal.h"
-#include "engine-epoll.h"
-#include "file-io-internal.h"
+#include "engines/epoll.h"
 
 #define EPOLL_EVENTS_MIN 128
 #define EPOLL_EVENTS_MAX 4096
@@ -43,24 +42,21 @@ int epoll_engine_init(AioContext *ctx, Error **errp)
     EpollEngine *ee = aio_engine_priv(ctx);
     struct timespec zero = { 0, 0 };
     struct epoll_event ev;
+    int ret = epoll_set_open(&ee->set);
 
-    ee->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (ee->epfd < 0) {
-        int err = errno;
-
-        error_setg_errno(errp, err, "epoll");
-        return -err;
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "epoll");
+        return ret;
     }
-    ee->always_fd = -1;
     ee->nevents = EPOLL_EVENTS_MIN;
     ee->events = calloc(ee->nevents, sizeof(*ee->events));
     if (!ee->events) {
-        close(ee->epfd);
+        epoll_set_close(&ee->set);
         error_setg_errno(errp, ENOMEM, "epoll");
         return -ENOMEM;
     }
     /* Kernels before 5.11 lack epoll_pwait2: fall back to ms timeouts. */
-    ee->have_pwait2 = epoll_pwait2(ee->epfd, &ev, 1, &zero, NULL) >= 0 ||
+    ee->have_pwait2 = epoll_pwait2(ee->set.epfd, &ev, 1, &zero, NULL) >= 0 ||
                       errno != ENOSYS;
     return 0;
 }
@@ -69,87 +65,16 @@ void epoll_engine_destroy(AioContext *ctx)
 {
     EpollEngine *ee = aio_engine_priv(ctx);
 
-    close(ee->epfd);
-    if (ee->always_fd >= 0) {
-        close(ee->always_fd);
-    }
+    epoll_set_close(&ee->set);
     free(ee->events);
-}
-
-static int epoll_ctl_node(EpollEngine *ee, int op, AioHandler *node)
-{
-    struct epoll_event ev = { .events = (uint32_t)aio_handler_events(node),
-                              .data.ptr = node };
-
-    return epoll_ctl(ee->epfd, op, aio_handler_fd(node), &ev) < 0 ? -errno
-                                                                   : 0;
-}
-
-/* One more (delta 1) or one fewer (-1) refused handler; under the lock. */
-static void epoll_always_ready_add(EpollEngine *ee, int delta)
-{
-    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
-    int n = ee->always_ready + delta;
-
-    aio_store(&ee->always_ready, n);
-    if (delta > 0 && n == 1) {
-        if (ee->always_fd < 0) {
-            ee->always_fd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
-        }
-        if (ee->always_fd >= 0) {
-            epoll_ctl(ee->epfd, EPOLL_CTL_ADD, ee->always_fd, &ev);
-        }
-    } else if (delta < 0 && n == 0 && ee->always_fd >= 0) {
-        epoll_ctl(ee->epfd, EPOLL_CTL_DEL, ee->always_fd, NULL);
-    }
-}
-
-/* Watch new_node; ADD and MOD are retried as each other for reused fds. */
-static void epoll_watch(EpollEngine *ee, AioHandler *new_node, bool had_old)
-{
-    EpollHandler *eh = aio_handler_engine_priv(new_node);
-    int ret = epoll_ctl_node(ee, had_old ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
-                             new_node);
-
-    if (ret == -ENOENT) {
-        ret = epoll_ctl_node(ee, EPOLL_CTL_ADD, new_node);
-    } else if (ret == -EEXIST) {
-        ret = epoll_ctl_node(ee, EPOLL_CTL_MOD, new_node);
-    }
-    if (ret == -EPERM) {
-        aio_store(&eh->always_ready, true);
-        epoll_always_ready_add(ee, 1);
-        return;
-    }
-    if (ret < 0) {
-        aio_log(AIO_LOG_ERROR, "epoll cannot watch fd %d: %s",
-                aio_handler_fd(new_node), strerror(-ret));
-    }
 }
 
 void epoll_engine_update(AioContext *ctx, AioHandler *old_node,
                          AioHandler *new_node)
 {
     EpollEngine *ee = aio_engine_priv(ctx);
-    bool old_refused = false;
 
-    if (old_node) {
-        EpollHandler *eh = aio_handler_engine_priv(old_node);
-
-        old_refused = aio_load(&eh->always_ready);
-        if (old_refused) {
-            aio_store(&eh->always_ready, false);
-            epoll_always_ready_add(ee, -1);
-        }
-    }
-    if (new_node) {
-        epoll_watch(ee, new_node, old_node && !old_refused);
-        return;
-    }
-    if (old_node && !old_refused) {
-        /* Fails harmlessly if the fd was closed while registered. */
-        epoll_ctl(ee->epfd, EPOLL_CTL_DEL, aio_handler_fd(old_node), NULL);
-    }
+    epoll_set_update(&ee->set, old_node, new_node);
 }
 
 typedef struct AlwaysReadyWalk {
@@ -159,10 +84,9 @@ typedef struct AlwaysReadyWalk {
 
 static void epoll_add_always_ready(AioHandler *node, void *opaque)
 {
-    EpollHandler *eh = aio_handler_engine_priv(node);
     AlwaysReadyWalk *walk = opaque;
 
-    if (!aio_load(&eh->always_ready)) {
+    if (!epoll_set_node_refused(node)) {
         return;
     }
     aio_ready_list_add(walk->ready, node,
@@ -170,22 +94,22 @@ static void epoll_add_always_ready(AioHandler *node, void *opaque)
     walk->found++;
 }
 
-static int epoll_sleep(EpollEngine *ee, int64_t timeout_ns)
+static int epoll_sleep_once(EpollEngine *ee, int64_t timeout_ns)
 {
     struct timespec ts;
     int ms;
 
     if (timeout_ns < 0) {
-        return epoll_wait(ee->epfd, ee->events, ee->nevents, -1);
+        return epoll_wait(ee->set.epfd, ee->events, ee->nevents, -1);
     }
     if (ee->have_pwait2) {
         ts.tv_sec = timeout_ns / 1000000000LL;
         ts.tv_nsec = timeout_ns % 1000000000LL;
-        return epoll_pwait2(ee->epfd, ee->events, ee->nevents, &ts, NULL);
+        return epoll_pwait2(ee->set.epfd, ee->events, ee->nevents, &ts, NULL);
     }
     /* Round up so a timer is never reported before its deadline. */
     ms = timeout_ns / 1000000 + (timeout_ns % 1000000 != 0);
-    return epoll_wait(ee->epfd, ee->events, ee->nevents, ms);
+    return epoll_wait(ee->set.epfd, ee->events, ee->nevents, ms);
 }
 
 static void epoll_grow_events(EpollEngine *ee)
@@ -202,22 +126,41 @@ static void epoll_grow_events(EpollEngine *ee)
     }
 }
 
+/*
+ * One epoll wait: the number of events, or -errno.  EINTR, and EAGAIN
+ * (which epoll does not document, but a kernel short of memory might say),
+ * end a sleep early with 0: the caller waits again for the time left.  A
+ * zero-timeout check must not miss ready fds for them: it is repeated.
+ */
+static int epoll_sleep(EpollEngine *ee, int64_t timeout_ns)
+{
+    for (int i = 0;; i++) {
+        int n = epoll_sleep_once(ee, timeout_ns);
+
+        if (n >= 0) {
+            return n;
+        }
+        if (errno != EINTR && errno != EAGAIN) {
+            return -errno;
+        }
+        if (timeout_ns != 0 || i == AIO_SYSCALL_RETRIES) {
+            return 0;
+        }
+    }
+}
+
 int epoll_engine_wait(AioContext *ctx, AioReadyList *ready,
                       int64_t timeout_ns)
 {
     EpollEngine *ee = aio_engine_priv(ctx);
     AlwaysReadyWalk walk = { .ready = ready, .found = 0 };
+    bool refused = epoll_set_refused(&ee->set);
     int n;
-
-    bool refused = aio_load(&ee->always_ready) != 0;
 
     if (refused) {
         timeout_ns = 0;
     }
     n = epoll_sleep(ee, timeout_ns);
-    if (n < 0) {
-        n = errno == EINTR ? 0 : -errno;
-    }
     if (n > 0) {
         /*
          * Another thread may have made these nodes and registered them
@@ -225,8 +168,8 @@ int epoll_engine_wait(AioContext *ctx, AioReadyList *ready,
          * happen-before ours (the kernel orders them, C11 and TSan do not
          * know it).
          */
-        lockcnt_lock(&ctx->list_lock);
-        lockcnt_unlock(&ctx->list_lock);
+        aio_engine_lock(ctx);
+        aio_engine_unlock(ctx);
     }
     for (int i = 0; i < n; i++) {
         if (!ee->events[i].data.ptr) {
@@ -254,14 +197,14 @@ int epoll_engine_pollfd(AioContext *ctx)
 {
     EpollEngine *ee = aio_engine_priv(ctx);
 
-    return ee->epfd;
+    return ee->set.epfd;
 }
 
 const AioEngineOps aio_engine_epoll = {
     .version = AIO_ENGINE_OPS_VERSION,
     .name = "epoll",
     .ctx_priv_size = sizeof(EpollEngine),
-    .handler_priv_size = sizeof(EpollHandler),
+    .handler_priv_size = sizeof(EpollSetNode),
     .probe = epoll_engine_probe,
     .init = epoll_engine_init,
     .destroy = epoll_engine_destroy,
@@ -269,6 +212,4 @@ const AioEngineOps aio_engine_epoll = {
     .wait = epoll_engine_wait,
     .need_wait = epoll_engine_need_wait,
     .pollfd = epoll_engine_pollfd,
-    .file_submit = aio_file_pool_submit,
-    .file_cancel = aio_file_pool_cancel,
 };

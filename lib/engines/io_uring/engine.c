@@ -4,9 +4,9 @@
  * level-triggered epoll set.
  *
  * File descriptors are watched exactly as by the "epoll" engine, with its
- * code (engine-epoll.h): the context's area starts with an EpollEngine and
- * each handler's area is an EpollHandler.  File I/O goes to a ring made by
- * the first request (engine-io-uring-file.c).  From then on that ring's
+ * code (engines/epoll.h): the context's area starts with an EpollEngine and
+ * each handler's area is an EpollSetNode.  File I/O goes to a ring made by
+ * the first request (file-ring.c, the executor file_exec returns).  From then on that ring's
  * descriptor is also in the epoll set (data.ptr NULL, so the epoll code
  * skips it as it skips its own always-readable eventfd): it polls readable
  * while completions wait in the ring's CQ, so one epoll wait sleeps on
@@ -34,9 +34,9 @@
 #include <errno.h>
 #include <sys/epoll.h>
 
-#include "engine-epoll.h"
-#include "engine-io-uring.h"
-#include "uring-tsan.h"
+#include "engines/epoll.h"
+#include "engines/io_uring/io_uring.h"
+#include "engines/io_uring/tsan.h"
 
 #define URING_PROBE_ENTRIES 2
 
@@ -75,7 +75,7 @@ static int uring_init(AioContext *ctx, Error **errp)
     if (ret < 0) {
         return ret;
     }
-    uring_file_init(&ue->file);
+    uring_file_init(&ue->file, ctx);
     return 0;
 }
 
@@ -98,24 +98,15 @@ static void uring_watch_ring(UringEngine *ue)
         return;
     }
     ue->ring_watched =
-        epoll_ctl(ue->ep.epfd, EPOLL_CTL_ADD, ue->file.ring.ring_fd, &ev) == 0;
+        aio_epoll_ctl(ue->ep.set.epfd, EPOLL_CTL_ADD, ue->file.ring.ring_fd,
+                      &ev) == 0;
 }
 
-static int uring_file_submit(AioContext *ctx, AioFileReq *req)
-{
-    UringEngine *ue = aio_engine_priv(ctx);
-    int ret =
-        uring_file_start_req(&ue->file, req, aio_load(&ctx->aio_max_batch));
-
-    uring_watch_ring(ue);
-    return ret;
-}
-
-static void uring_file_cancel(AioContext *ctx, AioFileReq *req)
+static AioFileExec *uring_file_exec(AioContext *ctx)
 {
     UringEngine *ue = aio_engine_priv(ctx);
 
-    uring_file_cancel_req(&ue->file, req);
+    return &ue->file.exec;
 }
 
 static bool uring_file_dispatch(AioContext *ctx)
@@ -124,23 +115,6 @@ static bool uring_file_dispatch(AioContext *ctx)
 
     /* Every loop iteration comes here: the common case is one load. */
     return ue->file.ndone && uring_file_report(&ue->file);
-}
-
-/*
- * A no-op on the file ring: its completion (ignored by the file code, its
- * user_data is not a file request's) keeps the ring's fd, and so the epoll
- * descriptor, readable.
- */
-static void uring_post_nop(UringFile *uf)
-{
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&uf->ring);
-
-    if (!sqe) {
-        return; /* the SQ was just handed over: cannot happen */
-    }
-    io_uring_prep_nop(sqe);
-    io_uring_sqe_set_data64(sqe, URING_DATA_INTERNAL);
-    io_uring_submit(&uf->ring);
 }
 
 /* ---- wait ---- */
@@ -206,15 +180,9 @@ static void uring_file_drain(AioContext *ctx)
     UringEngine *ue = aio_engine_priv(ctx);
     UringFile *uf = &ue->file;
     AioReadyList ready = { NULL };
-    AioFileReq *req;
 
-    while ((req = uf->wait_head)) {
-        uf->wait_head = req->next;
-        req->u.uring.where = 0;
-        aio_file_req_done(req, -ECANCELED);
-    }
-    uf->wait_tail = &uf->wait_head;
-    lockcnt_inc(&ctx->list_lock);
+    uring_file_cancel_waiting(uf);
+    aio_engine_visit_begin(ctx);
     uring_file_dispatch(ctx);
     while (uring_file_busy(uf)) {
         if (uring_wait(ctx, &ready, -1) < 0) {
@@ -223,7 +191,7 @@ static void uring_file_drain(AioContext *ctx)
         aio_ready_list_clear(&ready); /* fds no longer matter */
         uring_file_dispatch(ctx);
     }
-    lockcnt_dec(&ctx->list_lock);
+    aio_engine_visit_end(ctx);
 }
 
 /*
@@ -259,7 +227,7 @@ static void uring_flush(AioContext *ctx)
     uring_file_kick(uf);
     uring_watch_ring(ue);
     if (uf->ndone) {
-        uring_post_nop(uf);
+        uring_file_post_nop(uf);
     }
 }
 
@@ -267,7 +235,7 @@ const AioEngineOps aio_engine_io_uring = {
     .version = AIO_ENGINE_OPS_VERSION,
     .name = "io_uring",
     .ctx_priv_size = sizeof(UringEngine),
-    .handler_priv_size = sizeof(EpollHandler),
+    .handler_priv_size = sizeof(EpollSetNode),
     .probe = uring_probe,
     .init = uring_init,
     .destroy = uring_destroy,
@@ -276,8 +244,7 @@ const AioEngineOps aio_engine_io_uring = {
     .need_wait = uring_need_wait,
     .pollfd = epoll_engine_pollfd,
     .flush = uring_flush,
-    .file_submit = uring_file_submit,
-    .file_cancel = uring_file_cancel,
+    .file_exec = uring_file_exec,
     .file_dispatch = uring_file_dispatch,
     .file_drain = uring_file_drain,
 };

@@ -43,9 +43,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libaio.h>
+
+#include "aio-internal.h"
 #include "aioctx/coroutine.h"
-#include "log-internal.h"
+#include "engine.h"
 #include "file-io-internal.h"
+#include "log-internal.h"
 
 #define LAIO_MAX_EVENTS 256
 #define LAIO_DEFAULT_MAX_BATCH 32
@@ -67,6 +71,7 @@ typedef struct LaioRing {
 } LaioRing;
 
 struct LinuxAioState {
+    AioFileExec exec; /* first: what the front end holds */
     AioContext *ctx;
     io_context_t io_ctx;
     LaioRing *ring; /* NULL: fetch events with io_getevents() */
@@ -75,14 +80,24 @@ struct LinuxAioState {
     QEMUTimer retry_timer;
     unsigned in_flight; /* submitted, event not taken yet */
     unsigned in_queue;
-    AioFileReq *queue_head; /* not submitted yet, FIFO */
-    AioFileReq **queue_tail;
+    AioFileReqFifo queue;   /* not submitted yet */
     bool blocked;   /* io_submit() said EAGAIN */
     int processing; /* nesting of completion processing */
     int ev_idx;     /* io_getevents() results not handled yet */
     int ev_max;
     struct io_event events[LAIO_MAX_EVENTS];
 };
+
+/* A request's private area. */
+typedef struct LaioReq {
+    struct iocb iocb;
+    bool queued; /* in the state's queue, not submitted */
+} LaioReq;
+
+static inline LaioReq *laio_req(AioFileReq *req)
+{
+    return aio_file_req_priv(req);
+}
 
 /* ---- kernel contexts, kept for reuse ---- */
 
@@ -218,7 +233,7 @@ static void laio_process_completions(LinuxAioState *s)
 
 static unsigned laio_max_batch(LinuxAioState *s, uint64_t dev_max_batch)
 {
-    int64_t batch = aio_load(&s->ctx->aio_max_batch);
+    int64_t batch = aio_engine_max_batch(s->ctx);
 
     if (batch <= 0) {
         batch = LAIO_DEFAULT_MAX_BATCH;
@@ -231,13 +246,9 @@ static unsigned laio_max_batch(LinuxAioState *s, uint64_t dev_max_batch)
 
 static AioFileReq *laio_queue_pop(LinuxAioState *s)
 {
-    AioFileReq *req = s->queue_head;
+    AioFileReq *req = AIO_FIFO_POP(&s->queue, next);
 
-    s->queue_head = req->next;
-    if (!s->queue_head) {
-        s->queue_tail = &s->queue_head;
-    }
-    req->u.laio.queued = false;
+    laio_req(req)->queued = false;
     s->in_queue--;
     return req;
 }
@@ -249,9 +260,7 @@ static void laio_fail_head(LinuxAioState *s, int err)
 
     if (err == -EINVAL && req->type == QEMU_AIO_FLUSH) {
         /* No IOCB_CMD_FSYNC/FDSYNC in this kernel: a worker does it. */
-        req->exec = &aio_file_pool_exec;
-        req->exec_opaque = s->ctx;
-        aio_file_pool_submit(s->ctx, req);
+        aio_file_req_redirect(req, &req->fs->pool_exec);
         return;
     }
     aio_file_req_done(req, err);
@@ -263,7 +272,7 @@ static void laio_submit_queue(LinuxAioState *s)
     bool one_at_a_time = false;
 
     s->blocked = false;
-    while (s->queue_head && s->in_flight < LAIO_MAX_EVENTS) {
+    while (s->queue.head && s->in_flight < LAIO_MAX_EVENTS) {
         unsigned limit = LAIO_MAX_EVENTS - s->in_flight, n = 0;
         AioFileReq *req;
         int ret;
@@ -273,8 +282,8 @@ static void laio_submit_queue(LinuxAioState *s)
         } else if (limit > laio_max_batch(s, 0)) {
             limit = laio_max_batch(s, 0);
         }
-        for (req = s->queue_head; req && n < limit; req = req->next) {
-            batch[n++] = &req->u.laio.iocb;
+        for (req = s->queue.head; req && n < limit; req = req->next) {
+            batch[n++] = &laio_req(req)->iocb;
         }
         ret = io_submit(s->io_ctx, (long)n, batch);
         if (ret == -EINTR) {
@@ -310,7 +319,7 @@ static void laio_submit_queue(LinuxAioState *s)
         s->in_flight += (unsigned)ret;
         one_at_a_time = false;
     }
-    if (!s->queue_head && !s->processing) {
+    if (!s->queue.head && !s->processing) {
         qemu_bh_cancel(s->bh); /* nothing left for it to submit */
     }
 }
@@ -318,7 +327,7 @@ static void laio_submit_queue(LinuxAioState *s)
 static void laio_process_and_submit(LinuxAioState *s)
 {
     laio_process_completions(s);
-    if (s->queue_head) {
+    if (s->queue.head) {
         laio_submit_queue(s);
     }
 }
@@ -332,7 +341,7 @@ static void laio_retry(void *opaque)
 {
     LinuxAioState *s = opaque;
 
-    if (s->queue_head) {
+    if (s->queue.head) {
         laio_submit_queue(s);
     }
 }
@@ -359,7 +368,7 @@ static void laio_notifier_poll_ready(EventNotifier *e)
 
 static void laio_prep(LinuxAioState *s, AioFileReq *req)
 {
-    struct iocb *iocb = &req->u.laio.iocb;
+    struct iocb *iocb = &laio_req(req)->iocb;
     long long offset = (long long)req->offset;
 
     switch (req->type) {
@@ -391,15 +400,13 @@ static void laio_prep(LinuxAioState *s, AioFileReq *req)
     iocb->data = req;
 }
 
-static int laio_submit(void *opaque, AioFileReq *req)
+static int laio_submit(AioFileExec *exec, AioFileReq *req)
 {
-    LinuxAioState *s = opaque;
+    LinuxAioState *s = (LinuxAioState *)exec;
 
     laio_prep(s, req);
-    req->next = NULL;
-    req->u.laio.queued = true;
-    *s->queue_tail = req;
-    s->queue_tail = &req->next;
+    laio_req(req)->queued = true;
+    AIO_FIFO_PUSH(&s->queue, req, next);
     s->in_queue++;
     if (s->blocked) {
         return 0; /* after completions or the retry timer */
@@ -412,21 +419,15 @@ static int laio_submit(void *opaque, AioFileReq *req)
     return 0;
 }
 
-static void laio_cancel(void *opaque, AioFileReq *req)
+static void laio_cancel(AioFileExec *exec, AioFileReq *req)
 {
-    LinuxAioState *s = opaque;
+    LinuxAioState *s = (LinuxAioState *)exec;
+    LaioReq *lr = laio_req(req);
     struct io_event ev;
-    AioFileReq **p;
 
-    if (req->u.laio.queued) {
-        for (p = &s->queue_head; *p != req; p = &(*p)->next) {
-            continue;
-        }
-        *p = req->next;
-        if (!*p) {
-            s->queue_tail = p;
-        }
-        req->u.laio.queued = false;
+    if (lr->queued) {
+        AIO_FIFO_REMOVE(&s->queue, req, next);
+        lr->queued = false;
         s->in_queue--;
         aio_file_req_done(req, -ECANCELED);
         return;
@@ -436,15 +437,22 @@ static void laio_cancel(void *opaque, AioFileReq *req)
      * 4.19 a successful cancellation posts its event to the ring like any
      * other (-EINPROGRESS); before, it came back here (0).
      */
-    if (io_cancel(s->io_ctx, &req->u.laio.iocb, &ev) == 0) {
+    if (io_cancel(s->io_ctx, &laio_req(req)->iocb, &ev) == 0) {
         laio_complete(s, &ev);
     }
 }
 
-const AioFileExec laio_exec = {
+static const AioFileExecOps laio_ops = {
+    .name = "linux-aio",
+    .req_priv_size = sizeof(LaioReq),
     .submit = laio_submit,
     .cancel = laio_cancel,
 };
+
+AioFileExec *laio_state_exec(LinuxAioState *s)
+{
+    return &s->exec;
+}
 
 /* ---- life cycle ---- */
 
@@ -476,8 +484,9 @@ int laio_state_new(AioContext *ctx, const char *who, LinuxAioState **ps,
         error_setg_errno(errp, ENOMEM, "%s", who);
         return -ENOMEM;
     }
+    s->exec.ops = &laio_ops;
     s->ctx = ctx;
-    s->queue_tail = &s->queue_head;
+    aio_fifo_init(&s->queue);
     ret = event_notifier_init(&s->e, 0);
     if (ret < 0) {
         error_setg_errno(errp, -ret, "%s: cannot create an eventfd", who);
@@ -496,11 +505,29 @@ int laio_state_new(AioContext *ctx, const char *who, LinuxAioState **ps,
         ring->nr > 0) {
         s->ring = ring;
     }
-    s->bh = aio_bh_new(ctx, laio_bh, s);
+    s->bh = aio_bh_try_new(ctx, laio_bh, s, "laio_bh");
+    if (!s->bh) {
+        error_setg_errno(errp, ENOMEM, "%s", who);
+        laio_io_release(s->io_ctx, true);
+        event_notifier_cleanup(&s->e);
+        free(s);
+        return -ENOMEM;
+    }
     aio_timer_init(ctx, &s->retry_timer, QEMU_CLOCK_REALTIME, SCALE_NS,
                    laio_retry, s);
-    aio_set_event_notifier(ctx, &s->e, laio_notifier_read, laio_notifier_poll,
-                           laio_notifier_poll_ready);
+    if (!aio_set_fd_handler_full(ctx, event_notifier_get_fd(&s->e),
+                                 (IOHandler *)laio_notifier_read, NULL,
+                                 laio_notifier_poll,
+                                 (IOHandler *)laio_notifier_poll_ready, &s->e,
+                                 false)) {
+        error_setg_errno(errp, ENOMEM, "%s: cannot watch the eventfd", who);
+        timer_deinit(&s->retry_timer);
+        qemu_bh_delete(s->bh);
+        laio_io_release(s->io_ctx, true);
+        event_notifier_cleanup(&s->e);
+        free(s);
+        return -ENOMEM;
+    }
     *ps = s;
     return 0;
 }
@@ -511,7 +538,7 @@ void laio_state_free(LinuxAioState *s)
     struct io_event ev;
 
     /* Not given to the kernel yet: cancelled. */
-    while (s->queue_head) {
+    while (s->queue.head) {
         aio_file_req_done(laio_queue_pop(s), -ECANCELED);
     }
     /* Given: wait for them (callbacks cannot start new ones any more). */
@@ -548,7 +575,11 @@ AIOCTX_API LinuxAioState *aio_setup_linux_aio(AioContext *ctx, Error **errp)
         error_setg(errp, "Linux AIO: no context given");
         return NULL;
     }
-    fs = aio_file_state(ctx);
+    fs = aio_file_state_try(ctx);
+    if (!fs) {
+        error_setg_errno(errp, ENOMEM, "Linux AIO");
+        return NULL;
+    }
     s = aio_load_acquire(&fs->laio);
     if (s) {
         return s;
@@ -566,7 +597,7 @@ AIOCTX_API LinuxAioState *aio_setup_linux_aio(AioContext *ctx, Error **errp)
 
 AIOCTX_API LinuxAioState *aio_get_linux_aio(AioContext *ctx)
 {
-    AioFileState *fs = ctx ? aio_load_acquire(&ctx->file_state) : NULL;
+    AioFileState *fs = ctx ? aio_file_state_peek(ctx) : NULL;
 
     return fs ? aio_load_acquire(&fs->laio) : NULL;
 }
@@ -581,6 +612,6 @@ AIOCTX_API int coroutine_fn laio_co_submit(int fd, uint64_t offset,
     if (!s && qemu_in_coroutine()) {
         return -ENXIO;
     }
-    return aio_file_co_qemu("laio_co_submit", &laio_exec, s, fd, offset, qiov,
-                            type, dev_max_batch);
+    return aio_file_co_qemu("laio_co_submit", s ? &s->exec : NULL, fd, offset,
+                            qiov, type, dev_max_batch);
 }
