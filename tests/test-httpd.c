@@ -1140,6 +1140,37 @@ START_TEST(test_threads)
 }
 END_TEST
 
+START_TEST(test_stats)
+{
+    static const char *const two[] = { "--threads", "2", "--quiet", NULL };
+    char resp[8192];
+    const char *out, *at;
+    unsigned long long it = 0;
+    Httpd h;
+
+    httpd_start(&h);
+    raw_get(&h, "/hello.txt", "", resp, sizeof(resp));
+    ck_assert_int_eq(kill(h.sp.pid, SIGUSR1), 0);
+    at = spawn_expect(&h.sp, "httpd: stats main: iterations ");
+    ck_assert_int_eq(sscanf(at, "httpd: stats main: iterations %llu", &it),
+                     1);
+    ck_assert_uint_gt(it, 0);
+    out = httpd_stop(&h, SIGINT);
+    /* At exit too: a second line after the first. */
+    at = strstr(out, "httpd: stats main: ");
+    ck_assert_ptr_nonnull(at);
+    ck_assert_msg(strstr(at + 1, "httpd: stats main: "), "%s", out);
+
+    httpd_start_with(&h, two);
+    raw_get(&h, "/hello.txt", "", resp, sizeof(resp));
+    out = httpd_stop(&h, SIGINT);
+    ck_assert_msg(strstr(out, "httpd: stats thread 0: iterations "), "%s",
+                  out);
+    ck_assert_msg(strstr(out, "httpd: stats thread 1: iterations "), "%s",
+                  out);
+}
+END_TEST
+
 static Suite *httpd_suite(bool curl_tests)
 {
     Suite *s = suite_create("httpd");
@@ -1183,6 +1214,7 @@ static Suite *httpd_suite(bool curl_tests)
     tcase_add_test(tc, test_content_types);
     tcase_add_test(tc, test_access_log);
     tcase_add_test(tc, test_threads);
+    tcase_add_test(tc, test_stats);
     suite_add_tcase(s, tc);
     return s;
 }

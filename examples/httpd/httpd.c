@@ -27,7 +27,8 @@
  * SIGINT/SIGTERM arrive through the main loop (aio_context_add_signal):
  * each server closes its listening socket, shuts idle connections down and
  * lets busy ones finish their response; when the last connection of the
- * last server is gone the program exits with status 0.
+ * last server is gone the program exits with status 0.  SIGUSR1 prints
+ * every context's loop metrics (aio_context_get_stats), as does the exit.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -54,6 +55,7 @@
 #include "listing.h"
 #include "mime.h"
 #include "parser.h"
+#include "../print-stats.h"
 
 #define HEAD_MAX HTTP_HEAD_MAX
 #define CHUNK_SIZE (64 * 1024)     /* file read / send unit */
@@ -910,6 +912,27 @@ static void server_begin(void *opaque)
 
 static bool stopping_all;
 
+/* The loop metrics of every context: the main one, then each IOThread's. */
+static void print_all_stats(void)
+{
+    print_stats(stdout, "httpd", "main", g.main_ctx);
+    for (int i = 0; i < g.nservers; i++) {
+        char who[32];
+
+        if (g.servers[i].iothread && g.servers[i].ctx) {
+            snprintf(who, sizeof(who), "thread %d", i);
+            print_stats(stdout, "httpd", who, g.servers[i].ctx);
+        }
+    }
+}
+
+static void on_usr1(int signo, void *opaque)
+{
+    (void)signo;
+    (void)opaque;
+    print_all_stats();
+}
+
 static void on_signal(int signo, void *opaque)
 {
     unsigned busy = 0;
@@ -1008,7 +1031,7 @@ static void usage(FILE *out)
             "listing for directories, byte ranges, conditional requests) "
             "and logs each\n"
             "request on stdout (Common Log Format); Ctrl-C (SIGINT) or "
-            "SIGTERM stops it.\n");
+            "SIGTERM stops it,\nSIGUSR1 prints the loop metrics.\n");
 }
 
 typedef struct Options {
@@ -1175,6 +1198,8 @@ int main(int argc, char **argv)
     if (aio_context_add_signal(g.main_ctx, SIGINT, on_signal, NULL, &err) <
             0 ||
         aio_context_add_signal(g.main_ctx, SIGTERM, on_signal, NULL, &err) <
+            0 ||
+        aio_context_add_signal(g.main_ctx, SIGUSR1, on_usr1, NULL, &err) <
             0) {
         fprintf(stderr, "httpd: %s\n", error_get_pretty(err));
         error_free(err);
@@ -1220,6 +1245,9 @@ int main(int argc, char **argv)
     status = 0;
 
 out:
+    if (status == 0) {
+        print_all_stats();
+    }
     servers_end();
     for (int i = 0; i < g.nservers; i++) {
         requests += g.servers[i].requests;
