@@ -4,6 +4,7 @@
  *
  *   aio-copy [--qd N] [--bs SIZE] [--engine NAME] [--direct] [--verify]
  *            SRC DST
+ *   aio-copy [--engine NAME] SRC - | consumer
  *
  * N slots, each with its own buffer, run "read a block, write it, take the
  * next block" with aio_file_preadv()/aio_file_pwritev() callbacks, so that
@@ -13,6 +14,12 @@
  * buffers are 4096-aligned; the last block is written rounded up to 4096
  * and the copy is cut to the right size with ftruncate()).  --verify
  * reads both files again through the same pipeline and compares them.
+ *
+ * With DST "-", SRC goes to the standard output, which must be a pipe or a
+ * socket, with aio_file_transfer() in chunks of 16 MiB: the kernel moves
+ * the pages (splice/sendfile), nothing is copied through this program's
+ * memory, and a reader that stops early ends the copy with an error
+ * rather than SIGPIPE.  The summary then goes to stderr.
  *
  * Progress goes to stderr: a bar redrawn in place on a terminal, a line a
  * second otherwise.  The summary line (bytes, time, throughput) goes to
@@ -69,6 +76,8 @@ struct Copy {
     const char *err_what;
     uint64_t mismatch; /* verify: lowest differing offset, or UINT64_MAX */
     Slot *slots;
+    BlockAIOCB *xfer;  /* to stdout: the transfer in flight */
+    int out_fd;        /* to stdout: its descriptor */
 
     /* progress */
     bool tty;
@@ -310,6 +319,9 @@ static void on_signal(int signo, void *opaque)
     fprintf(stderr, "%s%s: %s, stopping\n", cp->tty ? "\n" : "", progname,
             strsignal(signo));
     cp->stop = true;
+    if (cp->xfer) {
+        bdrv_aio_cancel_async(cp->xfer); /* its callback still runs */
+    }
 }
 
 static int open_file(const char *path, int flags, bool direct)
@@ -389,8 +401,11 @@ static void usage(FILE *out)
             "  --verify       read both files back and compare them "
             "(exit 1 if they differ)\n"
             "  --help         show this text\n"
+            "DST \"-\" sends SRC to the standard output (a pipe or a "
+            "socket) with\n"
+            "aio_file_transfer(): no copy through user space.\n"
             "Progress goes to stderr (a bar on a terminal), the summary to "
-            "stdout.\n",
+            "stdout\n(to stderr with DST \"-\").\n",
             MAX_QD);
 }
 
@@ -467,6 +482,11 @@ static int parse_options(int argc, char **argv, Options *o)
     }
     o->src = argv[optind];
     o->dst = argv[optind + 1];
+    if (strcmp(o->dst, "-") == 0 && (o->direct || o->verify)) {
+        fprintf(stderr, "%s: --direct and --verify need a file as DST, not "
+                "the standard output\n", progname);
+        return 2;
+    }
     return -1;
 }
 
@@ -541,6 +561,111 @@ static bool do_copy(Copy *cp, const Options *o)
     return true;
 }
 
+/* ------------------------------------------------------------------ */
+/* To stdout, without copies                                           */
+/* ------------------------------------------------------------------ */
+
+#define PIPE_CHUNK (16ULL << 20)
+
+static void pipe_next(Copy *cp);
+
+static void pipe_done(void *opaque, int64_t done, int error)
+{
+    Copy *cp = opaque;
+    uint64_t asked = cp->size - cp->next < PIPE_CHUNK ? cp->size - cp->next
+                                                      : PIPE_CHUNK;
+
+    cp->xfer = NULL;
+    cp->inflight--;
+    cp->done += (uint64_t)done;
+    cp->next += (uint64_t)done;
+    if (error == -ECANCELED && cp->stop) {
+        return; /* interrupted: reported as such */
+    }
+    if (error) {
+        fail(cp, error, "transfer to stdout");
+        return;
+    }
+    if ((uint64_t)done < asked) {
+        fail(cp, -EIO, "transfer to stdout (the source shrank)");
+        return;
+    }
+    pipe_next(cp);
+}
+
+static void pipe_next(Copy *cp)
+{
+    uint64_t left = cp->size - cp->next;
+
+    if (left == 0 || cp->stop || cp->err) {
+        return;
+    }
+    cp->inflight++;
+    cp->xfer = aio_file_transfer(cp->ctx, cp->out_fd, cp->fd_in[0], cp->next,
+                                 left < PIPE_CHUNK ? left : PIPE_CHUNK,
+                                 pipe_done, cp);
+}
+
+/* SRC to the standard output (a pipe or a socket). */
+static bool do_to_stdout(Copy *cp, const Options *o)
+{
+    struct stat st;
+    int flags = -1;
+    double secs;
+    bool ok;
+
+    cp->fd_in[0] = open_file(o->src, O_RDONLY, false);
+    if (cp->fd_in[0] < 0) {
+        return false;
+    }
+    if (fstat(cp->fd_in[0], &st) < 0 || !S_ISREG(st.st_mode)) {
+        fprintf(stderr, "%s: %s is not a regular file\n", progname, o->src);
+        return false;
+    }
+    cp->size = (uint64_t)st.st_size;
+    cp->out_fd = STDOUT_FILENO;
+    if (fstat(cp->out_fd, &st) < 0 ||
+        (!S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode))) {
+        fprintf(stderr, "%s: with DST \"-\" the standard output must be a "
+                "pipe or a socket (use a file name for files)\n", progname);
+        return false;
+    }
+    if (S_ISSOCK(st.st_mode)) {
+        /* A socket must not block the loop: non-blocking while we write. */
+        flags = fcntl(cp->out_fd, F_GETFL);
+        if (flags >= 0 && !(flags & O_NONBLOCK)) {
+            fcntl(cp->out_fd, F_SETFL, flags | O_NONBLOCK);
+        }
+    }
+    cp->next = cp->done = 0;
+    cp->start_ns = now_ns();
+    timer_mod(cp->tick, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                            (cp->tty ? 100 : 1000));
+    pipe_next(cp);
+    while (cp->inflight > 0) {
+        aio_poll(cp->ctx, true);
+    }
+    timer_del(cp->tick);
+    if (flags >= 0 && !(flags & O_NONBLOCK)) {
+        fcntl(cp->out_fd, F_SETFL, flags);
+    }
+    ok = !cp->err && !cp->stop;
+    if (!ok) {
+        if (cp->tty) {
+            fputc('\n', stderr);
+        }
+        report_error(cp, o);
+        return false;
+    }
+    progress_print(cp, true);
+    secs = (now_ns() - cp->start_ns) / 1e9;
+    fprintf(stderr, "%s: sent %" PRIu64 " bytes to stdout in %.3f s (%.1f "
+            "MiB/s; engine %s, aio_file_transfer)\n", progname, cp->size,
+            secs, secs > 0 ? mib(cp->size) / secs : 0.0,
+            aio_context_get_engine_name(cp->ctx));
+    return true;
+}
+
 /* Re-read both files and compare them; false when they differ. */
 static bool do_verify(Copy *cp, const Options *o)
 {
@@ -612,6 +737,13 @@ int main(int argc, char **argv)
     if (!alloc_slots(&cp, o.verify)) {
         fprintf(stderr, "%s: out of memory for %u buffers of %zu bytes\n",
                 progname, cp.qd, cp.bs);
+        goto out;
+    }
+    if (strcmp(o.dst, "-") == 0) {
+        if (!do_to_stdout(&cp, &o)) {
+            goto out;
+        }
+        status = 0;
         goto out;
     }
     if (!open_copy(&cp, &o) || !do_copy(&cp, &o)) {

@@ -148,6 +148,8 @@ struct AioContext {
     struct ThreadPool *thread_pool; /* atomic; created on first use */
     /* File I/O front end (file-io.c); atomic, created on first use. */
     struct AioFileState *file_state;
+    /* File-to-fd transfers (file-transfer.c); home thread, on first use. */
+    struct AioXferState *xfer_state;
 
     /* Threads inside bh_enqueue() from outside; ctx_free() waits. */
     unsigned enqueuers;
@@ -299,6 +301,13 @@ BlockAIOCB *aio_thread_pool_submit(AioContext *ctx, int (*func)(void *),
  * the outstanding file I/O (see aioctx/file-io.h) and free its state.
  */
 void aio_file_destroy_ctx(AioContext *ctx);
+
+/*
+ * file-transfer.c: first destruction step, before the pool's: complete the
+ * transfers not in a worker, ask the workers' ones to stop (the pool's
+ * destruction then completes them) and free the state with the last one.
+ */
+void aio_transfer_destroy_ctx(AioContext *ctx);
 
 /* loop.c: close the signalfd and free the signal table (destruction). */
 void aio_loop_destroy_ctx(AioContext *ctx);

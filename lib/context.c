@@ -234,6 +234,7 @@ AIOCTX_API void aio_context_ref(AioContext *ctx)
 static void ctx_destroy(AioContext *ctx)
 {
     /* First, while BHs and handlers still exist: see thread-pool.h. */
+    aio_transfer_destroy_ctx(ctx); /* its workers' part ends in the pool's */
     aio_thread_pool_destroy_ctx(ctx);
     aio_file_destroy_ctx(ctx); /* after the pool: see file-io.h */
     aio_co_destroy_ctx(ctx);

@@ -36,8 +36,16 @@ start=$(date +%s)
 step "normal build"
 build "$root/normal"
 step "tests, normal build"
-# -LE bench: the benchmark smoke run (ctest -L bench) is not a test suite.
-ctest --test-dir "$root/normal" -j "$jobs" -LE bench --output-on-failure
+# -LE bench: the benchmark smoke run (ctest -L bench) is not a test suite;
+# fuzz: the fuzzer's bounded run comes next, on its own.
+ctest --test-dir "$root/normal" -j "$jobs" -LE 'bench|fuzz' --output-on-failure
+step "fuzzing the httpd request parser (60 s)"
+if ! ctest --test-dir "$root/normal" -L fuzz -V >"$root/fuzz.log" 2>&1; then
+    tail -n 60 "$root/fuzz.log"
+    echo "fuzzing the httpd request parser failed"
+    exit 1
+fi
+grep -E 'fuzz-httpd-parser:|skipped' "$root/fuzz.log" || true
 
 step "ASan+UBSan build"
 build "$root/asan" -DAIOCTX_SANITIZE=address,undefined \
@@ -69,12 +77,13 @@ done
 # real-time signal every 300 us, without SA_RESTART, so that every blocking
 # call sees EINTR (storm-selftest checks that it does).  Left out: label
 # packaging (install-consumer builds with cmake and the compiler, and the
-# abi and man-page checks read files: none runs our code) and model-notify
-# (spin and gcc check a Promela model; gcc's driver itself fails with
-# "failed to get exit status: Interrupted system call").
+# abi and man-page checks read files: none runs our code), label fuzz (the
+# parser's fuzzer, run in its own step; it does not use the library) and
+# model-notify (spin and gcc check a Promela model; gcc's driver itself
+# fails with "failed to get exit status: Interrupted system call").
 step "tests, normal build, under a signal storm"
 LD_PRELOAD="$root/normal/tests/signal-storm.so" AIOCTX_STORM_US=300 \
-    ctest --test-dir "$root/normal" -j "$jobs" -LE 'bench|packaging' \
+    ctest --test-dir "$root/normal" -j "$jobs" -LE 'bench|packaging|fuzz' \
         -E '^model-notify$' --output-on-failure
 
 # valgrind memcheck on the poll and epoll engines, over the suites it can

@@ -3,7 +3,8 @@
  * examples/aio-copy as a process: random files of 0 bytes, 1 byte,
  * 1 MiB + 123 and 8 MiB copied at queue depth 1 and 32, buffered and with
  * O_DIRECT, each result compared with the source byte for byte; --verify,
- * the progress and summary output, refused arguments, and SIGINT.
+ * the progress and summary output, refused arguments, and SIGINT; DST "-"
+ * through a pipe (byte for byte, and a reader that leaves early).
  *
  * The program's path comes from CMake (AIO_COPY_PATH); the engine from
  * $AIOCTX_ENGINE, passed on as --engine.  Files live in a temporary
@@ -382,6 +383,99 @@ START_TEST(test_interrupted)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* DST "-": to a pipe with aio_file_transfer()                         */
+/* ------------------------------------------------------------------ */
+
+/* sh -c SCRIPT with $1 = aio-copy, $2 = the directory, $3 = --engine arg. */
+static int run_sh(Spawn *sp, const char *script)
+{
+    const char *engine = getenv("AIOCTX_ENGINE");
+    char eng[64];
+    const char *argv[] = { "/bin/sh", "-c", script, "sh", AIO_COPY_PATH, dir,
+                           eng, NULL };
+
+    snprintf(eng, sizeof(eng), "--engine=%s",
+             engine && *engine ? engine : "auto");
+    return spawn_run(sp, argv);
+}
+
+START_TEST(test_to_stdout_pipe)
+{
+    for (size_t i = 0; i < NSIZES; i++) {
+        char src[32], want[128];
+        Spawn sp;
+        int status;
+
+        snprintf(src, sizeof(src), "src-%zu", i);
+        write_random(src, sizes[i], (uint32_t)i + 7);
+        snprintf(want, sizeof(want),
+                 "\"$1\" \"$3\" \"$2/%s\" - 2>\"$2/log\" | cat >\"$2/dst\"",
+                 src);
+        status = run_sh(&sp, want);
+        ck_assert_msg(status == 0, "size %zu: exit %d\n%s", sizes[i], status,
+                      sp.err);
+        assert_same(src, "dst");
+    }
+    /* The summary went to stderr, the data alone to the pipe. */
+    {
+        size_t len;
+        char path[4200];
+        char *log;
+        FILE *f;
+
+        path_of(path, sizeof(path), "log");
+        f = fopen(path, "r");
+        ck_assert_ptr_nonnull(f);
+        log = calloc(1, 65536);
+        len = fread(log, 1, 65535, f);
+        fclose(f);
+        ck_assert_uint_gt(len, 0);
+        ck_assert_msg(strstr(log, "aio-copy: sent 8388608 bytes to stdout "),
+                      "%s", log);
+        ck_assert_msg(strstr(log, "aio_file_transfer)"), "%s", log);
+        free(log);
+    }
+}
+END_TEST
+
+START_TEST(test_to_stdout_reader_leaves)
+{
+    char path[4200];
+    Spawn sp;
+    int status;
+    FILE *f;
+    char buf[512] = "";
+
+    write_random("src", 8 << 20, 3);
+    /* head takes 10 bytes and exits: aio-copy gets EPIPE, not SIGPIPE. */
+    status = run_sh(&sp, "(\"$1\" \"$3\" \"$2/src\" - 2>\"$2/log\"; "
+                         "echo $? >\"$2/status\") | head -c 10 >/dev/null");
+    ck_assert_int_eq(status, 0);
+    path_of(path, sizeof(path), "status");
+    f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_ptr_nonnull(fgets(buf, sizeof(buf), f));
+    fclose(f);
+    ck_assert_str_eq(buf, "1\n"); /* 141 would be death by SIGPIPE */
+    path_of(path, sizeof(path), "log");
+    f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    memset(buf, 0, sizeof(buf));
+    ck_assert_uint_gt(fread(buf, 1, sizeof(buf) - 1, f), 0);
+    fclose(f);
+    ck_assert_msg(strstr(buf, "transfer to stdout failed: Broken pipe"),
+                  "%s", buf);
+    /* Not a pipe: refused with a message; --verify refused with "-". */
+    status = run_sh(&sp, "\"$1\" \"$3\" \"$2/src\" - >\"$2/file\"");
+    ck_assert_int_eq(status, 1);
+    ck_assert_msg(strstr(sp.err, "must be a pipe or a socket"), "%s", sp.err);
+    status = run_sh(&sp, "\"$1\" --verify \"$2/src\" - | cat >/dev/null");
+    ck_assert_msg(strstr(sp.err, "--direct and --verify need a file"), "%s",
+                  sp.err);
+}
+END_TEST
+
 static Suite *aio_copy_suite(void)
 {
     Suite *s = suite_create("aio-copy");
@@ -397,6 +491,8 @@ static Suite *aio_copy_suite(void)
     tcase_add_test(tc, test_output);
     tcase_add_test(tc, test_refused);
     tcase_add_test(tc, test_interrupted);
+    tcase_add_test(tc, test_to_stdout_pipe);
+    tcase_add_test(tc, test_to_stdout_reader_leaves);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -483,8 +483,9 @@ END_TEST
 
 START_TEST(test_not_found_and_redirect)
 {
+    /* "/empty/" (no index.html) is a listing now: test_listing. */
     static const char *const missing[] = { "/missing.txt", "/sub/nope.html",
-                                           "/empty/", "/hello.txt/x" };
+                                           "/hello.txt/x" };
     char url[128], want[160];
     const char *args[] = { "-o", "/dev/null", "-w",
                            "%{http_code} %{redirect_url}", url, NULL };
@@ -808,6 +809,368 @@ START_TEST(test_help_and_errors)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* Ranges, validators, listings, types, the log, threads               */
+/* ------------------------------------------------------------------ */
+
+/* httpd_start() with extra options (NULL-terminated, up to 6). */
+static void httpd_start_with(Httpd *h, const char *const *extra)
+{
+    const char *engine = getenv("AIOCTX_ENGINE");
+    const char *argv[20] = { HTTPD_PATH, "--port", "0", "--bind",
+                             "127.0.0.1", "--root", root };
+    int n = 7;
+    const char *at;
+
+    if (engine && *engine) {
+        argv[n++] = "--engine";
+        argv[n++] = engine;
+    }
+    while (*extra && n < 19) {
+        argv[n++] = *extra++;
+    }
+    argv[n] = NULL;
+    spawn_start(&h->sp, argv);
+    at = spawn_expect(&h->sp, "httpd: serving ");
+    ck_assert_msg(sscanf(at, "httpd: serving %*s on http://127.0.0.1:%d/",
+                         &h->port) == 1,
+                  "bad start line: %s", at);
+    snprintf(h->url, sizeof(h->url), "http://127.0.0.1:%d", h->port);
+}
+
+/* A raw GET of path with extra header lines; the answer in resp. */
+static void raw_get(Httpd *h, const char *path, const char *hdrs, char *resp,
+                    size_t cap)
+{
+    char req[1024];
+    int n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: t\r\n%sConnection: close\r\n"
+                     "\r\n", path, hdrs);
+
+    raw_exchange(h->port, req, n, resp, cap);
+}
+
+/* The value of header name (up to CR LF) into out; false if absent. */
+static bool header_value(const char *resp, const char *name, char *out,
+                         size_t cap)
+{
+    const char *end = strstr(resp, "\r\n\r\n");
+    size_t nlen = strlen(name);
+
+    for (const char *p = strstr(resp, "\r\n"); p && p < end;
+         p = strstr(p + 2, "\r\n")) {
+        if (strncasecmp(p + 2, name, nlen) == 0 && p[2 + nlen] == ':') {
+            const char *v = p + 3 + nlen + strspn(p + 3 + nlen, " ");
+            size_t vlen = strcspn(v, "\r");
+
+            snprintf(out, cap, "%.*s", (int)vlen, v);
+            return true;
+        }
+    }
+    return false;
+}
+
+static const char *body_of(const char *resp)
+{
+    const char *p = strstr(resp, "\r\n\r\n");
+
+    ck_assert_ptr_nonnull(p);
+    return p + 4;
+}
+
+START_TEST(test_range)
+{
+    static char resp[BIG_SIZE + 4096];
+    unsigned char *big = big_content();
+    char v[128];
+    size_t len;
+    Httpd h;
+
+    httpd_start(&h);
+    /* a-b, inside the file (through the transfer: more than 16 KiB). */
+    raw_get(&h, "/big.bin", "Range: bytes=1000-900999\r\n", resp,
+            sizeof(resp));
+    assert_status_line(resp, 206);
+    ck_assert_int_eq(header_number(resp, "Content-Length"), 900000);
+    ck_assert(header_value(resp, "Content-Range", v, sizeof(v)));
+    ck_assert_str_eq(v, "bytes 1000-900999/1048576");
+    ck_assert(memcmp(body_of(resp), big + 1000, 900000) == 0);
+    /* a-, and a suffix -n. */
+    raw_get(&h, "/big.bin", "Range: bytes=1048000-\r\n", resp, sizeof(resp));
+    assert_status_line(resp, 206);
+    ck_assert(header_value(resp, "Content-Range", v, sizeof(v)));
+    ck_assert_str_eq(v, "bytes 1048000-1048575/1048576");
+    ck_assert(memcmp(body_of(resp), big + 1048000, 576) == 0);
+    len = strlen("Hello, world!\n");
+    raw_get(&h, "/hello.txt", "Range: bytes=-6\r\n", resp, sizeof(resp));
+    assert_status_line(resp, 206);
+    ck_assert_str_eq(body_of(resp), "orld!\n");
+    /* An end past the file is cut to it. */
+    raw_get(&h, "/hello.txt", "Range: bytes=7-999\r\n", resp, sizeof(resp));
+    assert_status_line(resp, 206);
+    ck_assert(header_value(resp, "Content-Range", v, sizeof(v)));
+    ck_assert_str_eq(v, "bytes 7-13/14");
+    ck_assert_str_eq(body_of(resp), "world!\n");
+    /* Unsatisfiable: 416 with the size. */
+    raw_get(&h, "/hello.txt", "Range: bytes=14-\r\n", resp, sizeof(resp));
+    assert_status_line(resp, 416);
+    ck_assert(header_value(resp, "Content-Range", v, sizeof(v)));
+    ck_assert_str_eq(v, "bytes */14");
+    /* Several ranges, or nonsense: the whole file with 200. */
+    raw_get(&h, "/hello.txt", "Range: bytes=0-1,3-4\r\n", resp,
+            sizeof(resp));
+    assert_status_line(resp, 200);
+    ck_assert_int_eq(header_number(resp, "Content-Length"), (long)len);
+    raw_get(&h, "/hello.txt", "Range: pages=1-2\r\n", resp, sizeof(resp));
+    assert_status_line(resp, 200);
+    /* If-Range with another version: the whole file. */
+    raw_get(&h, "/hello.txt", "Range: bytes=0-1\r\nIf-Range: \"x\"\r\n",
+            resp, sizeof(resp));
+    assert_status_line(resp, 200);
+    free(big);
+    httpd_stop(&h, SIGINT);
+}
+END_TEST
+
+START_TEST(test_conditional)
+{
+    char resp[8192], etag[128], lastmod[64], hdr[256];
+    Httpd h;
+
+    httpd_start(&h);
+    raw_get(&h, "/hello.txt", "", resp, sizeof(resp));
+    assert_status_line(resp, 200);
+    ck_assert(header_value(resp, "ETag", etag, sizeof(etag)));
+    ck_assert(header_value(resp, "Last-Modified", lastmod, sizeof(lastmod)));
+    ck_assert_int_eq(etag[0], '"');
+    /* The same tag: 304, no body, the validators again. */
+    snprintf(hdr, sizeof(hdr), "If-None-Match: %s\r\n", etag);
+    raw_get(&h, "/hello.txt", hdr, resp, sizeof(resp));
+    assert_status_line(resp, 304);
+    ck_assert_str_eq(body_of(resp), "");
+    ck_assert(header_value(resp, "ETag", hdr, sizeof(hdr)));
+    ck_assert_str_eq(hdr, etag);
+    /* In a list, weak: still a match; another tag: 200. */
+    snprintf(hdr, sizeof(hdr), "If-None-Match: \"zz\", W/%s\r\n", etag);
+    raw_get(&h, "/hello.txt", hdr, resp, sizeof(resp));
+    assert_status_line(resp, 304);
+    raw_get(&h, "/hello.txt", "If-None-Match: \"zz\"\r\n", resp,
+            sizeof(resp));
+    assert_status_line(resp, 200);
+    ck_assert_str_eq(body_of(resp), "Hello, world!\n");
+    /* If-Modified-Since: the same date 304, an older one 200. */
+    snprintf(hdr, sizeof(hdr), "If-Modified-Since: %s\r\n", lastmod);
+    raw_get(&h, "/hello.txt", hdr, resp, sizeof(resp));
+    assert_status_line(resp, 304);
+    raw_get(&h, "/hello.txt",
+            "If-Modified-Since: Sat, 01 Jan 2000 00:00:00 GMT\r\n", resp,
+            sizeof(resp));
+    assert_status_line(resp, 200);
+    /* If-None-Match wins over If-Modified-Since. */
+    snprintf(hdr, sizeof(hdr),
+             "If-None-Match: \"zz\"\r\nIf-Modified-Since: %s\r\n", lastmod);
+    raw_get(&h, "/hello.txt", hdr, resp, sizeof(resp));
+    assert_status_line(resp, 200);
+    /* A changed file: a new tag, so the old one gets 200. */
+    write_text("www/hello.txt", "Hello, again, world!\n");
+    snprintf(hdr, sizeof(hdr), "If-None-Match: %s\r\n", etag);
+    raw_get(&h, "/hello.txt", hdr, resp, sizeof(resp));
+    assert_status_line(resp, 200);
+    ck_assert_str_eq(body_of(resp), "Hello, again, world!\n");
+    httpd_stop(&h, SIGINT);
+}
+END_TEST
+
+START_TEST(test_listing)
+{
+    static char resp[65536];
+    Httpd h;
+    const char *b;
+
+    write_text("www/<x>&'q'.txt", "odd\n");
+    httpd_start(&h);
+    /* The root has no index.html: a listing. */
+    raw_get(&h, "/", "", resp, sizeof(resp));
+    assert_status_line(resp, 200);
+    ck_assert_msg(strstr(resp, "Content-Type: text/html; charset=utf-8\r\n"),
+                  "%s", resp);
+    b = body_of(resp);
+    ck_assert_int_eq(header_number(resp, "Content-Length"), (long)strlen(b));
+    ck_assert_msg(strstr(b, "<title>Index of /</title>"), "%s", b);
+    ck_assert_msg(strstr(b, "<a href=\"hello.txt\">hello.txt</a></td>"
+                            "<td>14</td>"), "%s", b);
+    ck_assert_msg(strstr(b, "<a href=\"a%20b.txt\">a b.txt</a>"), "%s", b);
+    ck_assert_msg(strstr(b, "<a href=\"sub/\">sub/</a>"), "%s", b);
+    ck_assert_msg(strstr(b, "<a href=\"%3Cx%3E%26%27q%27.txt\">"
+                            "&lt;x&gt;&amp;&#39;q&#39;.txt</a>"), "%s", b);
+    ck_assert_msg(!strstr(b, "<x>"), "unescaped name:\n%s", b);
+    ck_assert_msg(!strstr(b, "href=\"../\""), "%s", b); /* the top */
+    ck_assert_msg(strstr(b, " GMT</td>"), "no dates:\n%s", b);
+    /* Sorted by name. */
+    ck_assert(strstr(b, "a%20b.txt") < strstr(b, "hello.txt"));
+    /* A sub-directory: a way up; an empty one lists nothing else. */
+    raw_get(&h, "/empty/", "", resp, sizeof(resp));
+    assert_status_line(resp, 200);
+    b = body_of(resp);
+    ck_assert_msg(strstr(b, "<title>Index of /empty/</title>"), "%s", b);
+    ck_assert_msg(strstr(b, "<a href=\"../\">../</a>"), "%s", b);
+    ck_assert_msg(!strstr(b, "hello.txt"), "%s", b);
+    /* A directory with index.html still gets it. */
+    raw_get(&h, "/sub/", "", resp, sizeof(resp));
+    ck_assert_str_eq(body_of(resp), "<!DOCTYPE html><p>sub index</p>\n");
+    /* A linked name resolves to the file. */
+    raw_get(&h, "/%3Cx%3E%26%27q%27.txt", "", resp, sizeof(resp));
+    assert_status_line(resp, 200);
+    ck_assert_str_eq(body_of(resp), "odd\n");
+    httpd_stop(&h, SIGINT);
+}
+END_TEST
+
+START_TEST(test_content_types)
+{
+    static const struct {
+        const char *name, *type;
+    } cases[] = {
+        { "README.md", "text/markdown; charset=utf-8" },
+        { "notes.TXT", "text/plain; charset=utf-8" },
+        { "main.c", "text/plain; charset=utf-8" },
+        { "COPYING", "text/plain; charset=utf-8" },
+        { "x.svg", "image/svg+xml" },
+        { "x.wasm", "application/wasm" },
+        { "x.unknown", "application/octet-stream" },
+    };
+    char resp[8192], path[128], v[128];
+    Httpd h;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(path, sizeof(path), "www/%s", cases[i].name);
+        write_text(path, "x\n");
+    }
+    httpd_start(&h);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(path, sizeof(path), "/%s", cases[i].name);
+        raw_get(&h, path, "", resp, sizeof(resp));
+        assert_status_line(resp, 200);
+        ck_assert(header_value(resp, "Content-Type", v, sizeof(v)));
+        ck_assert_msg(strcmp(v, cases[i].type) == 0, "%s: %s, wanted %s",
+                      cases[i].name, v, cases[i].type);
+    }
+    httpd_stop(&h, SIGINT);
+}
+END_TEST
+
+START_TEST(test_access_log)
+{
+    static const char *const quiet[] = { "--quiet", NULL };
+    static const char *const none[] = { NULL };
+    char resp[8192];
+    const char *out, *line;
+    Httpd h;
+
+    httpd_start_with(&h, none);
+    raw_get(&h, "/hello.txt", "", resp, sizeof(resp));
+    raw_get(&h, "/missing", "", resp, sizeof(resp));
+    raw_get(&h, "/big.bin", "Range: bytes=0-99\r\n", resp, sizeof(resp));
+    raw_exchange(h.port, "HEAD /hello.txt HTTP/1.0\r\n\r\n", 28, resp,
+                 sizeof(resp));
+    raw_exchange(h.port, "BAD\"REQ\r\n\r\n", 11, resp, sizeof(resp));
+    out = httpd_stop(&h, SIGINT);
+    /* host ident user [date] "request" status bytes */
+    line = strstr(out, "127.0.0.1 - - [");
+    ck_assert_msg(line, "no log line:\n%s", out);
+    ck_assert_msg(strstr(line, "] \"GET /hello.txt HTTP/1.1\" 200 14\n"),
+                  "%s", out);
+    ck_assert_msg(strstr(out, "\"GET /missing HTTP/1.1\" 404 "), "%s", out);
+    ck_assert_msg(strstr(out, "\"GET /big.bin HTTP/1.1\" 206 100\n"), "%s",
+                  out);
+    ck_assert_msg(strstr(out, "\"HEAD /hello.txt HTTP/1.0\" 200 -\n"), "%s",
+                  out);
+    /* A quote in the request line cannot break the quoted field. */
+    ck_assert_msg(strstr(out, "\"BAD?REQ\" 400 "), "%s", out);
+    /* The date: [dd/Mon/yyyy:hh:mm:ss +zzzz] */
+    {
+        int d, y, hh, mm, ss, z;
+        char mon[4];
+
+        ck_assert_int_eq(sscanf(line, "127.0.0.1 - - [%d/%3s/%d:%d:%d:%d %d]",
+                                &d, mon, &y, &hh, &mm, &ss, &z),
+                         7);
+        ck_assert_int_ge(y, 2024);
+    }
+    httpd_start_with(&h, quiet);
+    raw_get(&h, "/hello.txt", "", resp, sizeof(resp));
+    assert_status_line(resp, 200);
+    out = httpd_stop(&h, SIGINT);
+    ck_assert_msg(!strstr(out, "\"GET /hello.txt"), "logged:\n%s", out);
+    ck_assert_msg(strstr(out, "served 1 request on 1 connection"), "%s", out);
+}
+END_TEST
+
+START_TEST(test_threads)
+{
+    static const char *const two[] = { "--threads", "2", "--quiet", NULL };
+    static char resp[BIG_SIZE + 4096];
+    unsigned char *big = big_content();
+    unsigned long t0 = 0, t1 = 0;
+    const char *out, *p;
+    Httpd h;
+
+    httpd_start_with(&h, two);
+    ck_assert_msg(strstr(h.sp.out, ", 2 IOThreads)"), "%s", h.sp.out);
+    /* Separate connections: the kernel spreads them over both. */
+    for (int i = 0; i < 40; i++) {
+        raw_get(&h, i % 4 ? "/hello.txt" : "/big.bin", "", resp,
+                sizeof(resp));
+        assert_status_line(resp, 200);
+        if (i % 4) {
+            ck_assert_str_eq(body_of(resp), "Hello, world!\n");
+        } else {
+            ck_assert(memcmp(body_of(resp), big, BIG_SIZE) == 0);
+        }
+    }
+    out = httpd_stop(&h, SIGTERM);
+    ck_assert_msg(strstr(out, "served 40 requests on 40 connections"), "%s",
+                  out);
+    p = strstr(out, "thread 0 served ");
+    ck_assert_msg(p && sscanf(p, "thread 0 served %lu", &t0) == 1, "%s", out);
+    p = strstr(out, "thread 1 served ");
+    ck_assert_msg(p && sscanf(p, "thread 1 served %lu", &t1) == 1, "%s", out);
+    ck_assert_uint_eq(t0 + t1, 40);
+    free(big);
+}
+END_TEST
+
+START_TEST(test_stats)
+{
+    static const char *const two[] = { "--threads", "2", "--quiet", NULL };
+    char resp[8192];
+    const char *out, *at;
+    unsigned long long it = 0;
+    Httpd h;
+
+    httpd_start(&h);
+    raw_get(&h, "/hello.txt", "", resp, sizeof(resp));
+    ck_assert_int_eq(kill(h.sp.pid, SIGUSR1), 0);
+    at = spawn_expect(&h.sp, "httpd: stats main: iterations ");
+    ck_assert_int_eq(sscanf(at, "httpd: stats main: iterations %llu", &it),
+                     1);
+    ck_assert_uint_gt(it, 0);
+    out = httpd_stop(&h, SIGINT);
+    /* At exit too: a second line after the first. */
+    at = strstr(out, "httpd: stats main: ");
+    ck_assert_ptr_nonnull(at);
+    ck_assert_msg(strstr(at + 1, "httpd: stats main: "), "%s", out);
+
+    httpd_start_with(&h, two);
+    raw_get(&h, "/hello.txt", "", resp, sizeof(resp));
+    out = httpd_stop(&h, SIGINT);
+    ck_assert_msg(strstr(out, "httpd: stats thread 0: iterations "), "%s",
+                  out);
+    ck_assert_msg(strstr(out, "httpd: stats thread 1: iterations "), "%s",
+                  out);
+}
+END_TEST
+
 static Suite *httpd_suite(bool curl_tests)
 {
     Suite *s = suite_create("httpd");
@@ -839,6 +1202,19 @@ static Suite *httpd_suite(bool curl_tests)
     tcase_add_test(tc, test_request_body_skipped);
     tcase_add_test(tc, test_shutdown_with_connections);
     tcase_add_test(tc, test_help_and_errors);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("features");
+    tcase_add_unchecked_fixture(tc, top_create, top_remove);
+    tcase_add_checked_fixture(tc, tree_create, tree_remove);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_range);
+    tcase_add_test(tc, test_conditional);
+    tcase_add_test(tc, test_listing);
+    tcase_add_test(tc, test_content_types);
+    tcase_add_test(tc, test_access_log);
+    tcase_add_test(tc, test_threads);
+    tcase_add_test(tc, test_stats);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -164,6 +164,78 @@ AIOCTX_API ssize_t coroutine_fn aio_file_co_pwritev(int fd, uint64_t offset,
 AIOCTX_API int coroutine_fn aio_file_co_fsync(int fd, bool datasync);
 
 /* ------------------------------------------------------------------ */
+/* File-to-socket and file-to-pipe transfer (no user-space copy)       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A transfer's completion: done is the number of bytes moved (>= 0) and
+ * error 0 or -errno.  Every outcome is exact:
+ *   done == count, error == 0    everything moved;
+ *   done <  count, error == 0    the file ended at offset + done;
+ *   error <  0                   stopped by the error after done bytes
+ *                                (-EPIPE or -ECONNRESET for a peer that
+ *                                went away, -ECANCELED when cancelled).
+ */
+typedef void AioFileTransferFunc(void *opaque, int64_t done, int error);
+
+/*
+ * Move up to count bytes of in_fd, from offset on, to out_fd without
+ * copying them through user space (sendfile(2) to a socket, splice(2) to a
+ * pipe); in_fd's file position is neither used nor changed.  in_fd must be
+ * a regular file or a block device opened for reading, without O_DIRECT
+ * (the kernel's direct splice reads need aligned offsets); out_fd must be a non-blocking socket (O_NONBLOCK) or a pipe
+ * (blocking or not) open for writing.  Works the same on every engine:
+ *  - data the page cache holds is sent from the loop thread, as long as
+ *    out_fd takes it; when out_fd is full the transfer waits for it to be
+ *    writable through the loop (on a duplicate of out_fd, so the caller may
+ *    keep its own handlers on out_fd meanwhile) and goes on;
+ *  - data that may need the disk (a probe of the page cache says so, or
+ *    in_fd is a block device) is sent by a worker of the
+ *    context's thread pool, so the loop thread never waits for the disk;
+ *    the worker does not wait for out_fd either.
+ * The caller must not write to out_fd, nor close either descriptor, until
+ * cb has run.  SIGPIPE is never raised for the caller: unless it is
+ * ignored when the transfer starts, the library blocks it in the sending
+ * thread around each sendfile()/splice() and discards the one it caused;
+ * either way the failure is reported as -EPIPE, and the process's signal
+ * dispositions are left alone.  Errors go to cb: -EBADF for a closed descriptor or one open in
+ * the wrong direction, -EINVAL when in_fd is not a regular file or block
+ * device or is O_DIRECT, or out_fd is neither a socket nor a pipe, or is a socket in
+ * blocking mode, -EMFILE when out_fd
+ * cannot be duplicated for the wait.  An offset at or past the end of the
+ * file gives done == 0, error == 0.  count is capped so that offset + count
+ * stays below 2^63.
+ *
+ * cb runs once, in ctx's home thread, from aio_poll(), never inside this
+ * call.  Returns the request, valid until cb has returned; cancel it with
+ * bdrv_aio_cancel_async() or bdrv_aio_cancel() (aioctx/thread-pool.h) from
+ * any thread: the transfer stops at the next step boundary (a worker's
+ * sendfile() in progress finishes first) and cb gets the bytes moved so
+ * far with -ECANCELED.  Destroying the context with transfers in flight
+ * completes them the same way, inside aio_context_unref().  Returns NULL,
+ * and cb never runs, when ctx is NULL or offset is above INT64_MAX.
+ * Thread: ctx's home thread.
+ */
+AIOCTX_API BlockAIOCB *aio_file_transfer(AioContext *ctx, int out_fd,
+                                         int in_fd, uint64_t offset,
+                                         uint64_t count,
+                                         AioFileTransferFunc *cb,
+                                         void *opaque);
+
+/*
+ * Coroutine form of aio_file_transfer() on the current context: yield until
+ * the transfer ends and return the bytes moved, or the -errno when it
+ * failed before moving any.  When error is not NULL it gets the error part
+ * of the outcome (0 or -errno) whatever the bytes moved.  Returns -EINVAL
+ * (and sets *error) at once when there is no current context or offset is
+ * above INT64_MAX.  Coroutine only (abort with a message otherwise).
+ */
+AIOCTX_API int64_t coroutine_fn aio_file_co_transfer(int out_fd, int in_fd,
+                                                     uint64_t offset,
+                                                     uint64_t count,
+                                                     int *error);
+
+/* ------------------------------------------------------------------ */
 /* QEMU's raw-aio entry points                                         */
 /* ------------------------------------------------------------------ */
 

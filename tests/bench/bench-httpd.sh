@@ -1,17 +1,21 @@
 #!/bin/sh
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
-# httpd (examples/httpd.c) against Debian's nginx, with wrk: the same
-# 1 KiB and 1 MiB files, served from a temporary directory on the same
-# machine, one server process (nginx: one worker, access log off).
+# httpd (examples/httpd/) against Debian's nginx, with wrk: the same
+# 1 KiB, 1 MiB and 64 MiB files, served from a temporary directory on the
+# same machine, one server process (nginx: one worker, sendfile on, access
+# log off; httpd: --quiet, no access log either).
 #
 #   tests/bench/bench-httpd.sh [PATH/TO/httpd]
 #
 # Default httpd: build/examples/httpd of the source tree.  Environment:
 #   RUNS      runs per server and file (default 3)
 #   DURATION  seconds per run (default 5)
-#   CONNS     wrk connections (default 50; wrk uses one thread)
+#   CONNS     wrk connections (default 50; wrk uses one thread); the
+#             64 MiB file gets BIG_CONNS (default 8) so that a response
+#             takes well under wrk's timeout (30 s here)
 #   ENGINES   httpd engines to measure (default "io_uring epoll")
+#   FILES     files to fetch (default "1k 1m 64m")
 # The server is pinned to CPU0 and wrk to CPU1 when there are two CPUs.
 # A peer that is not installed (nginx) is skipped; without wrk nothing runs.
 #
@@ -24,7 +28,9 @@ httpd=${1:-$here/../../build/examples/httpd}
 runs=${RUNS:-3}
 duration=${DURATION:-5}
 conns=${CONNS:-50}
+big_conns=${BIG_CONNS:-8}
 engines=${ENGINES:-io_uring epoll}
+files=${FILES:-1k 1m 64m}
 
 if ! command -v wrk >/dev/null 2>&1; then
     echo "# wrk is not installed (apt-get install -y wrk): nothing to measure"
@@ -59,7 +65,8 @@ chmod 755 "$tmp"
 mkdir -m 755 "$tmp/www"
 head -c 1024 /dev/urandom >"$tmp/www/1k.bin"
 head -c 1048576 /dev/urandom >"$tmp/www/1m.bin"
-chmod 644 "$tmp/www/1k.bin" "$tmp/www/1m.bin"
+head -c 67108864 /dev/urandom >"$tmp/www/64m.bin"
+chmod 644 "$tmp/www/1k.bin" "$tmp/www/1m.bin" "$tmp/www/64m.bin"
 
 # A TCP port no socket uses (in any state: connections of the previous
 # run may still be closing), from a fixed range.
@@ -83,7 +90,8 @@ check_server() {
         fi
         sleep 0.05
     done
-    for f in 1k.bin 1m.bin; do
+    for f in $files; do
+        f=$f.bin
         if ! curl -s -o "$tmp/got" "http://127.0.0.1:$port/$f" ||
             ! cmp -s "$tmp/got" "$tmp/www/$f"; then
             echo "wrong body for $f"
@@ -96,7 +104,7 @@ check_server() {
 # start_httpd ENGINE / start_nginx: set port and server_pid.
 start_httpd() {
     port=$(free_port 18080)
-    $server_cpu "$httpd" --port "$port" --root "$tmp/www" --engine "$1" \
+    $server_cpu "$httpd" --port "$port" --root "$tmp/www" --engine "$1" --quiet \
         >"$tmp/server.out" 2>&1 &
     server_pid=$!
 }
@@ -143,9 +151,10 @@ stop_server() {
     return $status
 }
 
-# One wrk run; prints requests/s, or "fail: why".
+# One wrk run of url with c connections; prints requests/s, or
+# "fail: why".
 wrk_run() {
-    out=$($load_cpu wrk -t1 -c"$conns" -d"${duration}s" "$1" 2>&1)
+    out=$($load_cpu wrk -t1 -c"$2" -d"${duration}s" --timeout 30s "$1" 2>&1)
     rps=$(echo "$out" | sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p')
     if [ -z "$rps" ]; then
         echo "fail: no result from wrk"
@@ -161,7 +170,7 @@ stats() {
     sort -g | awk '{ v[NR] = $1 }
         END { if (NR % 2) m = v[(NR + 1) / 2];
               else m = (v[NR / 2] + v[NR / 2 + 1]) / 2;
-              printf "%.0f|%.0f|%.0f", m, v[1], v[NR] }'
+              printf "%.1f|%.1f|%.1f", m, v[1], v[NR] }'
 }
 
 # one_run <label> <start function> [engine]: a fresh server, every file
@@ -171,12 +180,14 @@ one_run() {
     shift
     "$@"
     c=$(check_server "$port")
-    for f in 1k 1m; do
+    for f in $files; do
         if [ "$c" != ok ]; then
             echo "$c" >"$tmp/s/$f.$label.check"
             continue
         fi
-        v=$(wrk_run "http://127.0.0.1:$port/$f.bin")
+        c_f=$conns
+        [ "$f" = 64m ] && c_f=$big_conns
+        v=$(wrk_run "http://127.0.0.1:$port/$f.bin" "$c_f")
         case $v in
         fail*) echo "$v" >"$tmp/s/$f.$label.check" ;;
         *) echo "$v" >>"$tmp/s/$f.$label" ;;
@@ -203,7 +214,8 @@ report() {
     echo "$f $label ${s%%|*}" >>"$tmp/medians"
 }
 
-echo "# httpd vs nginx: wrk -t1 -c$conns -d${duration}s, $runs runs" \
+echo "# httpd vs nginx: wrk -t1 -c$conns (64m: -c$big_conns)" \
+     "-d${duration}s, $runs runs" \
      "(servers interleaved), server ${server_cpu:-unpinned}," \
      "wrk ${load_cpu:-unpinned}"
 [ -n "$nginx" ] ||
@@ -223,13 +235,13 @@ while [ $r -lt "$runs" ]; do
     [ -n "$nginx" ] && one_run nginx start_nginx
     r=$((r + 1))
 done
-for f in 1k 1m; do
+for f in $files; do
     for l in $labels; do
         report "$f" "$l"
     done
 done
 
-for f in 1k 1m; do
+for f in $files; do
     base=$(awk -v f=$f '$1 == f && $2 == "nginx" { print $3 }' \
         "$tmp/medians")
     [ -n "$base" ] || continue

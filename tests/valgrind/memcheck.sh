@@ -33,7 +33,7 @@ jobs=${2:-2}
 out=$build/valgrind
 suites="test-error test-bh test-fd test-poll test-context test-loop
         test-co-sync test-co-io test-file-io test-file-io-cancel
-        test-file-io-co"
+        test-file-io-co test-file-transfer"
 engines="poll epoll"
 
 rm -rf "$out"

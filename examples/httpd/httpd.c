@@ -3,20 +3,32 @@
  * httpd: a small static-file HTTP/1.1 server written with coroutines.
  *
  *   httpd [--port N] [--bind ADDR] [--root DIR] [--engine NAME]
+ *         [--threads N] [--quiet]
  *
  * One coroutine per connection reads requests with recv() and
- * yield_until_fd_readable(), reads file bodies with aio_file_co_preadv()
- * in 64 KiB chunks (io_uring, Linux AIO or the context's thread pool,
- * depending on the engine) and sends with qemu_co_send().  GET and HEAD,
- * keep-alive (HTTP/1.1 by default, HTTP/1.0 when asked for), Content-Type
- * by file extension, index.html for directories.  The served root becomes
- * the working directory; every path is resolved with realpath() and must
- * stay inside the root (".." segments, encoded or not, are refused first).
+ * yield_until_fd_readable() and answers them:
+ *  - small bodies are read with aio_file_co_preadv() and sent with their
+ *    head in one send(); larger ones go from the file to the socket with
+ *    aio_file_co_transfer() (sendfile, no copy in user space);
+ *  - GET and HEAD, keep-alive (HTTP/1.1 by default, HTTP/1.0 when asked),
+ *    Content-Type from a table of extensions (mime.c), single byte ranges
+ *    (206, 416), Last-Modified/If-Modified-Since and ETag/If-None-Match
+ *    (304), index.html for directories or else an HTML listing
+ *    (listing.c);
+ *  - one access-log line per request on stdout in the Common Log Format
+ *    (--quiet: none);
+ *  - --threads N: N IOThreads, each with its own listening socket on the
+ *    same port (SO_REUSEPORT), as echo-server does.
+ * The parser (parser.c) is separate so that a fuzzer can drive it.  The
+ * served root becomes the working directory; every path is resolved with
+ * realpath() and must stay inside the root (".." segments, encoded or not,
+ * are refused first).
  *
- * SIGINT/SIGTERM arrive through the loop (aio_context_add_signal): the
- * listening socket is closed, idle connections are shut down, busy ones
- * finish their response and close, and when the last one is gone the loop
- * stops and the program exits with status 0.
+ * SIGINT/SIGTERM arrive through the main loop (aio_context_add_signal):
+ * each server closes its listening socket, shuts idle connections down and
+ * lets busy ones finish their response; when the last connection of the
+ * last server is gone the program exits with status 0.  SIGUSR1 prints
+ * every context's loop metrics (aio_context_get_stats), as does the exit.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -40,30 +52,52 @@
 
 #include <aioctx.h>
 
-#define HEAD_MAX (8 * 1024)        /* request line + headers */
+#include "listing.h"
+#include "mime.h"
+#include "parser.h"
+#include "../print-stats.h"
+
+#define HEAD_MAX HTTP_HEAD_MAX
 #define CHUNK_SIZE (64 * 1024)     /* file read / send unit */
 #define BODY_DISCARD_MAX (1 << 20) /* request bodies we read and drop */
 #define IDLE_TIMEOUT_MS 60000      /* keep-alive connections */
 #define LINGER_MS 2000             /* draining a client before closing */
 #define STOP_GRACE_MS 3000         /* busy connections at shutdown */
 #define SWEEP_MS 1000
+#define MAX_THREADS 64
+/* Bodies up to this size go with their head in one send(). */
+#define SMALL_BODY (16 * 1024)
+/* What aio_file_transfer() is asked for at once (an int result is not an
+ * issue: it reports 64-bit counts; this only bounds one request). */
+#define TRANSFER_MAX (1ULL << 40)
 
 typedef struct Conn Conn;
 
 typedef struct Server {
     AioContext *ctx;
+    IOThread *iothread; /* NULL when the main thread serves */
     int listen_fd;
     bool accept_paused; /* out of descriptors: retried by the sweeper */
-    char root[PATH_MAX];
-    size_t root_len;
     QEMUTimer *sweeper;
     Conn *conns;
-    unsigned nconns;
+    unsigned nconns; /* atomic: the main thread reads it for a message */
     bool stopping;
+    bool stopped;          /* counted in servers_left */
     int64_t stop_deadline; /* ms; busy connections are cut after it */
     unsigned long connections;
     unsigned long requests;
 } Server;
+
+/* What every server shares; read-only once serving. */
+static struct {
+    char root[PATH_MAX];
+    size_t root_len;
+    bool quiet;
+    AioContext *main_ctx;
+    int nservers;
+    int servers_left; /* atomic: servers still serving at shutdown */
+    Server servers[MAX_THREADS];
+} g;
 
 struct Conn {
     Server *srv;
@@ -73,41 +107,21 @@ struct Conn {
     bool idle;        /* reading a request, no answer in progress */
     unsigned long served; /* requests read so far */
     int64_t deadline; /* ms, 0: none; the sweeper shuts the socket down */
+    char peer[INET6_ADDRSTRLEN];
     size_t len;       /* bytes in in[] */
     char in[HEAD_MAX + 1];
     char *out;        /* CHUNK_SIZE bytes */
-    char *out2;       /* a second one for files larger than a chunk */
 };
 
-/* What read_request() found. */
-typedef struct Request {
-    bool head;         /* HEAD rather than GET */
-    bool other_method; /* neither: 405 */
-    int minor;         /* HTTP/1.minor */
-    bool keep_alive;
-    int64_t content_length;
-    const char *target; /* as sent, query removed (for redirects) */
-    size_t target_len;
-    char path[HEAD_MAX]; /* percent-decoded */
-} Request;
+typedef HttpRequest Request;
 
-static const struct {
-    const char *ext;
-    const char *type;
-} mime_types[] = {
-    { "html", "text/html; charset=utf-8" },
-    { "htm", "text/html; charset=utf-8" },
-    { "txt", "text/plain; charset=utf-8" },
-    { "css", "text/css; charset=utf-8" },
-    { "js", "text/javascript; charset=utf-8" },
-    { "json", "application/json" },
-    { "png", "image/png" },
-    { "jpg", "image/jpeg" },
-    { "jpeg", "image/jpeg" },
-    { "gif", "image/gif" },
-    { "svg", "image/svg+xml" },
-    { "pdf", "application/pdf" },
-};
+static void server_stopped(Server *srv);
+
+/* How an answer went, for the access log. */
+typedef struct Answer {
+    int status;
+    uint64_t bytes; /* body bytes sent */
+} Answer;
 
 static int64_t now_ms(void)
 {
@@ -118,32 +132,19 @@ static int64_t now_ms(void)
 /* Small helpers                                                       */
 /* ------------------------------------------------------------------ */
 
-static const char *mime_type(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    const char *dot = strrchr(path, '.');
-
-    if (dot && (!slash || dot > slash)) {
-        for (size_t i = 0; i < sizeof(mime_types) / sizeof(mime_types[0]);
-             i++) {
-            if (strcasecmp(dot + 1, mime_types[i].ext) == 0) {
-                return mime_types[i].type;
-            }
-        }
-    }
-    return "application/octet-stream";
-}
-
 static const char *reason(int status)
 {
     switch (status) {
     case 200: return "OK";
+    case 206: return "Partial Content";
     case 301: return "Moved Permanently";
+    case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 413: return "Content Too Large";
+    case 416: return "Range Not Satisfiable";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
     case 505: return "HTTP Version Not Supported";
@@ -167,21 +168,6 @@ static const char *http_date_now(void)
     return buf;
 }
 
-static bool is_tchar(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-           (c >= 'A' && c <= 'Z') || (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    c |= 0x20;
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* ------------------------------------------------------------------ */
 /* Connections                                                         */
 /* ------------------------------------------------------------------ */
@@ -196,10 +182,10 @@ static void conn_free(Conn *c)
     }
     close(c->fd);
     free(c->out);
-    free(c->out2);
     free(c);
-    if (--srv->nconns == 0 && srv->stopping) {
-        aio_context_stop(srv->ctx);
+    if (__atomic_sub_fetch(&srv->nconns, 1, __ATOMIC_RELAXED) == 0 &&
+        srv->stopping) {
+        server_stopped(srv);
     }
 }
 
@@ -262,229 +248,6 @@ static void coroutine_fn conn_linger(Conn *c)
 /* Reading and parsing a request                                       */
 /* ------------------------------------------------------------------ */
 
-/* Offset just past the blank line ending the head, or 0 if not there. */
-static size_t find_head_end(const char *buf, size_t len, size_t from)
-{
-    for (size_t i = from; i < len; i++) {
-        if (buf[i] != '\n') {
-            continue;
-        }
-        if (i + 1 < len && buf[i + 1] == '\n') {
-            return i + 2;
-        }
-        if (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n') {
-            return i + 3;
-        }
-    }
-    return 0;
-}
-
-/* Split off the next line of the head, without its CR LF. */
-static char *next_line(char **pos)
-{
-    char *line = *pos;
-    char *nl = strchr(line, '\n');
-
-    if (nl) {
-        *nl = '\0';
-        *pos = nl + 1;
-    } else {
-        nl = line + strlen(line); /* the last line */
-        *pos = nl;
-    }
-    if (nl > line && nl[-1] == '\r') {
-        nl[-1] = '\0';
-    }
-    return line;
-}
-
-/*
- * Decode the request target's path into req->path; returns an HTTP
- * status (0 when fine).  Refuses encoded NUL bytes and bad escapes (400)
- * and ".." segments, encoded or not (403).
- */
-static int decode_target(Request *req)
-{
-    const char *t = req->target;
-    char *out = req->path;
-    size_t len;
-    char *seg;
-
-    /* The absolute form "http://host/path" names the same path. */
-    if (strncasecmp(t, "http://", 7) == 0 ||
-        strncasecmp(t, "https://", 8) == 0) {
-        t = strchr(strstr(t, "//") + 2, '/');
-        if (!t) {
-            t = "/";
-        }
-        req->target = t;
-    }
-    if (t[0] != '/') {
-        return 400;
-    }
-    len = strcspn(t, "?#");
-    req->target_len = len;
-    for (size_t i = 0; i < len; i++) {
-        if (t[i] != '%') {
-            *out++ = t[i];
-            continue;
-        }
-        int hi = i + 2 < len ? hex_value(t[i + 1]) : -1;
-        int lo = hi >= 0 ? hex_value(t[i + 2]) : -1;
-
-        if (lo < 0 || (hi == 0 && lo == 0)) {
-            return 400;
-        }
-        *out++ = (char)(hi * 16 + lo);
-        i += 2;
-    }
-    *out = '\0';
-
-    for (seg = req->path; seg; seg = strchr(seg + 1, '/')) {
-        const char *s = seg + 1;
-        size_t n = strcspn(s, "/");
-
-        if (n == 2 && s[0] == '.' && s[1] == '.') {
-            return 403;
-        }
-    }
-    return 0;
-}
-
-/* Parse one "Name: value" line; returns an HTTP status (0 when fine). */
-static int parse_header(Request *req, char *line, bool *have_host,
-                        bool *have_length)
-{
-    char *colon = line;
-    char *value, *end;
-
-    while (is_tchar((unsigned char)*colon)) {
-        colon++;
-    }
-    if (colon == line || *colon != ':') {
-        return 400; /* empty name, space before the colon, folding... */
-    }
-    *colon = '\0';
-    value = colon + 1;
-    value += strspn(value, " \t");
-    end = value + strlen(value);
-    while (end > value && (end[-1] == ' ' || end[-1] == '\t')) {
-        *--end = '\0';
-    }
-    for (const char *p = value; *p; p++) {
-        if ((unsigned char)*p < 0x20 && *p != '\t') {
-            return 400;
-        }
-    }
-
-    if (strcasecmp(line, "Host") == 0) {
-        if (*have_host) {
-            return 400;
-        }
-        *have_host = true;
-    } else if (strcasecmp(line, "Connection") == 0) {
-        char *save = NULL;
-
-        for (char *tok = strtok_r(value, ", \t", &save); tok;
-             tok = strtok_r(NULL, ", \t", &save)) {
-            if (strcasecmp(tok, "close") == 0) {
-                req->keep_alive = false;
-            } else if (strcasecmp(tok, "keep-alive") == 0 &&
-                       req->minor == 0) {
-                req->keep_alive = true;
-            }
-        }
-    } else if (strcasecmp(line, "Content-Length") == 0) {
-        int64_t n = 0;
-
-        if (!*value || *have_length) {
-            return 400;
-        }
-        for (const char *p = value; *p; p++) {
-            if (*p < '0' || *p > '9' || n > INT64_MAX / 10 - 10) {
-                return 400;
-            }
-            n = n * 10 + (*p - '0');
-        }
-        req->content_length = n;
-        *have_length = true;
-    } else if (strcasecmp(line, "Transfer-Encoding") == 0) {
-        return 501; /* request bodies we cannot delimit */
-    }
-    return 0;
-}
-
-/* Parse the request line "METHOD SP target SP HTTP/1.x". */
-static int parse_request_line(Request *req, char *line)
-{
-    char *method = line;
-    char *sp1 = strchr(line, ' ');
-    char *sp2, *version;
-
-    if (!sp1 || sp1 == line) {
-        return 400;
-    }
-    *sp1 = '\0';
-    for (char *p = method; *p; p++) {
-        if (!is_tchar((unsigned char)*p)) {
-            return 400;
-        }
-    }
-    req->target = sp1 + 1;
-    sp2 = strchr(req->target, ' ');
-    if (!sp2 || sp2 == req->target) {
-        return 400;
-    }
-    *sp2 = '\0';
-    for (const char *p = req->target; *p; p++) {
-        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f) {
-            return 400;
-        }
-    }
-    version = sp2 + 1;
-    if (strncmp(version, "HTTP/", 5) != 0 || version[5] < '0' ||
-        version[5] > '9' || version[6] != '.' || version[7] < '0' ||
-        version[7] > '9' || version[8]) {
-        return 400;
-    }
-    if (version[5] != '1') {
-        return 505;
-    }
-    req->minor = version[7] - '0';
-    req->keep_alive = req->minor >= 1;
-    req->head = strcmp(method, "HEAD") == 0;
-    req->other_method = !req->head && strcmp(method, "GET") != 0;
-    return 0;
-}
-
-/* Parse the head (NUL-terminated, lines end in LF); an HTTP status. */
-static int parse_head(Request *req, char *head)
-{
-    bool have_host = false, have_length = false;
-    char *pos = head;
-    int ret;
-
-    ret = parse_request_line(req, next_line(&pos));
-    if (ret) {
-        return ret;
-    }
-    for (;;) {
-        char *line = next_line(&pos);
-
-        if (!*line) {
-            break;
-        }
-        ret = parse_header(req, line, &have_host, &have_length);
-        if (ret) {
-            return ret;
-        }
-    }
-    if (req->minor >= 1 && !have_host) {
-        return 400;
-    }
-    return decode_target(req);
-}
-
 /*
  * Read the next request head into c->in and parse it.  Returns 0 when a
  * request was parsed, an HTTP status for a request that gets an error
@@ -496,9 +259,10 @@ static int coroutine_fn read_request(Conn *c, Request *req, size_t *consumed)
     size_t end;
 
     memset(req, 0, offsetof(Request, path));
+    req->if_modified_since = -1;
     c->idle = true; /* no answer in progress: shutdown may cut it */
     c->deadline = now_ms() + IDLE_TIMEOUT_MS;
-    while (!(end = find_head_end(c->in, c->len, 0))) {
+    while (!(end = http_find_head_end(c->in, c->len, 0))) {
         size_t blank;
         ssize_t n;
 
@@ -536,7 +300,7 @@ static int coroutine_fn read_request(Conn *c, Request *req, size_t *consumed)
         return 400;
     }
     c->in[end - 1] = '\0'; /* the final LF; the line before is empty */
-    return parse_head(req, c->in);
+    return http_parse_head(req, c->in);
 }
 
 /* Drop the request body (after its head has been taken off c->in). */
@@ -578,20 +342,21 @@ static int format_head(Conn *c, int status, const Request *req,
                     "HTTP/1.1 %d %s\r\n"
                     "Server: aioctx-httpd\r\n"
                     "Date: %s\r\n"
-                    "Content-Type: %s\r\n"
+                    "%s%s%s"
                     "Content-Length: %" PRIu64 "\r\n"
                     "%s"
                     "%s"
                     "\r\n",
-                    status, reason(status), http_date_now(), type, length,
-                    extra ? extra : "",
+                    status, reason(status), http_date_now(),
+                    type ? "Content-Type: " : "", type ? type : "",
+                    type ? "\r\n" : "", length, extra ? extra : "",
                     !keep ? "Connection: close\r\n"
                     : req->minor == 0 ? "Connection: keep-alive\r\n" : "");
 }
 
 /* A small HTML error page (no body for HEAD); false if sending failed. */
 static bool coroutine_fn send_error(Conn *c, int status, const Request *req,
-                                    const char *extra)
+                                    const char *extra, Answer *ans)
 {
     char body[256];
     int blen = snprintf(body, sizeof(body),
@@ -601,21 +366,23 @@ static bool coroutine_fn send_error(Conn *c, int status, const Request *req,
     int hlen = format_head(c, status, req, "text/html; charset=utf-8", blen,
                            extra);
 
+    ans->status = status;
     if (!req->head) {
         memcpy(c->out + hlen, body, blen);
         hlen += blen;
+        ans->bytes = (uint64_t)blen;
     }
     return conn_send(c, c->out, hlen);
 }
 
 /* Whether path (canonical) is the root or inside it. */
-static bool inside_root(const Server *srv, const char *path)
+static bool inside_root(const char *path)
 {
-    if (srv->root_len == 1) {
+    if (g.root_len == 1) {
         return true; /* serving "/" */
     }
-    return strncmp(path, srv->root, srv->root_len) == 0 &&
-           (path[srv->root_len] == '/' || path[srv->root_len] == '\0');
+    return strncmp(path, g.root, g.root_len) == 0 &&
+           (path[g.root_len] == '/' || path[g.root_len] == '\0');
 }
 
 static int errno_status(int err)
@@ -623,14 +390,16 @@ static int errno_status(int err)
     return err == EACCES || err == EPERM ? 403 : 404;
 }
 
+#define TARGET_LISTING (-1000) /* a directory without index.html */
+
 /*
  * Resolve req->path under the root and open it.  Returns the descriptor
- * (with *st filled and canon the canonical name), or -status.
+ * (with *st filled and canon the canonical name), TARGET_LISTING (canon
+ * is then the directory), or -status.
  */
-static int open_target(Server *srv, Request *req, char *canon,
-                       struct stat *st)
+static int open_target(Request *req, char *canon, struct stat *st)
 {
-    char full[PATH_MAX];
+    char full[PATH_MAX], dir[PATH_MAX];
     size_t plen = strlen(req->path);
     int fd;
 
@@ -645,9 +414,13 @@ static int open_target(Server *srv, Request *req, char *canon,
     memcpy(full + 1, req->path, plen + 1);
     for (int tries = 0; tries < 2; tries++) {
         if (!realpath(full, canon)) {
+            if (tries && errno == ENOENT) {
+                memcpy(canon, dir, sizeof(dir));
+                return TARGET_LISTING;
+            }
             return -errno_status(errno);
         }
-        if (!inside_root(srv, canon)) {
+        if (!inside_root(canon)) {
             return -403;
         }
         fd = open(canon, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
@@ -669,46 +442,18 @@ static int open_target(Server *srv, Request *req, char *canon,
             return -301;
         }
         /* A directory: its index.html, resolved and checked again. */
-        const char *rel = canon + (srv->root_len > 1 ? srv->root_len : 0);
+        const char *rel = canon + (g.root_len > 1 ? g.root_len : 0);
         size_t rlen = strlen(rel);
 
         if (rlen + 1 + sizeof("/index.html") > sizeof(full)) {
             return -404;
         }
+        memcpy(dir, canon, sizeof(dir));
         full[0] = '.';
         memcpy(full + 1, rel, rlen);
         memcpy(full + 1 + rlen, "/index.html", sizeof("/index.html"));
     }
     return -404;
-}
-
-/* A read started with the callback API while the coroutine sends. */
-typedef struct ReadAhead {
-    Coroutine *co;
-    struct iovec iov;
-    bool done;
-    bool waiting; /* the coroutine yielded for this read */
-    int ret;
-} ReadAhead;
-
-static void read_ahead_done(void *opaque, int ret)
-{
-    ReadAhead *ra = opaque;
-
-    ra->ret = ret;
-    ra->done = true;
-    if (ra->waiting) {
-        aio_co_wake(ra->co);
-    }
-}
-
-static void coroutine_fn read_ahead_wait(ReadAhead *ra)
-{
-    while (!ra->done) {
-        ra->waiting = true;
-        qemu_coroutine_yield();
-        ra->waiting = false;
-    }
 }
 
 static bool read_failed(ssize_t got, size_t want)
@@ -723,87 +468,212 @@ static bool read_failed(ssize_t got, size_t want)
 }
 
 /*
- * Send the file's body after the head already in c->out[0..hlen).  The
- * first chunk is read with aio_file_co_preadv() right behind the head;
- * then, while one CHUNK_SIZE buffer is being sent, the next chunk is read
- * into the other with aio_file_preadv().  False when the connection must
- * be closed.
+ * Send len bytes of fd from off after the head in c->out[0..hlen): a small
+ * body is read behind the head and both go in one send(); a larger one
+ * follows the head (sent with MSG_MORE) through aio_file_co_transfer().
+ * False when the connection must be closed; *sent counts body bytes.
  */
-static bool coroutine_fn send_file(Conn *c, int fd, uint64_t size,
-                                   size_t hlen)
+static bool coroutine_fn send_body(Conn *c, int fd, uint64_t off,
+                                   uint64_t len, size_t hlen, uint64_t *sent)
 {
-    size_t want = size < CHUNK_SIZE - hlen ? (size_t)size : CHUNK_SIZE - hlen;
-    struct iovec iov = { .iov_base = c->out + hlen, .iov_len = want };
-    char *buf[2] = { c->out, c->out2 };
-    uint64_t off = want;
-    size_t len = hlen + want;
-    int cur = 0;
+    int64_t moved;
+    int err = 0;
+    ssize_t n;
 
-    if (want && read_failed(aio_file_co_preadv(fd, 0, &iov, 1), want)) {
+    if (len <= SMALL_BODY && len <= CHUNK_SIZE - hlen) {
+        struct iovec iov = { .iov_base = c->out + hlen, .iov_len = len };
+
+        if (len && read_failed(aio_file_co_preadv(fd, off, &iov, 1), len)) {
+            return false;
+        }
+        if (!conn_send(c, c->out, hlen + len)) {
+            return false;
+        }
+        *sent = len;
+        return true;
+    }
+    /* The head: usually all of it at once, flushed with the body. */
+    do {
+        n = send(c->fd, c->out, hlen, MSG_MORE | MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno != EAGAIN) {
+            return false;
+        }
+        n = 0;
+    }
+    if ((size_t)n < hlen && !conn_send(c, c->out + n, hlen - (size_t)n)) {
         return false;
     }
-    if (off < size && !buf[1]) {
-        buf[1] = c->out2 = malloc(CHUNK_SIZE);
-        if (!buf[1]) {
-            return false;
-        }
-    }
-    for (;;) {
-        ReadAhead ra = { .co = qemu_coroutine_self() };
-        size_t next = size - off < CHUNK_SIZE ? (size_t)(size - off)
-                                              : CHUNK_SIZE;
-        bool sent;
+    c->deadline = now_ms() + IDLE_TIMEOUT_MS;
+    while (len > 0) {
+        uint64_t ask = len < TRANSFER_MAX ? len : TRANSFER_MAX;
 
-        if (next) {
-            ra.iov.iov_base = buf[!cur];
-            ra.iov.iov_len = next;
-            if (!aio_file_preadv(c->srv->ctx, fd, off, &ra.iov, 1,
-                                 read_ahead_done, &ra)) {
-                return false;
-            }
+        moved = aio_file_co_transfer(c->fd, fd, off, ask, &err);
+        if (moved > 0) {
+            *sent += (uint64_t)moved;
+            off += (uint64_t)moved;
+            len -= (uint64_t)moved;
         }
-        sent = conn_send(c, buf[cur], len);
-        if (!next) {
-            return sent;
+        if (err || moved <= 0 || (uint64_t)moved < ask) {
+            break;
         }
-        read_ahead_wait(&ra); /* the buffer is the request's until then */
-        if (!sent || read_failed(ra.ret, next)) {
-            return false;
-        }
-        off += next;
-        len = next;
-        cur = !cur;
     }
+    c->deadline = 0;
+    if (err == 0 && len > 0) {
+        read_failed(0, 1); /* the file shrank */
+    }
+    return err == 0 && len == 0;
+}
+
+/* The validators of a file: a strong ETag and its Last-Modified date. */
+static void validators(const struct stat *st, char *etag, size_t elen,
+                       char *lastmod, size_t llen)
+{
+    snprintf(etag, elen, "\"%" PRIx64 "-%" PRIx64 "-%lx\"",
+             (uint64_t)st->st_ino, (uint64_t)st->st_size,
+             (unsigned long)st->st_mtim.tv_sec * 1000000000UL +
+                 (unsigned long)st->st_mtim.tv_nsec);
+    http_format_date(lastmod, llen, st->st_mtime);
+}
+
+/* Whether the client's copy is current (If-None-Match, If-Modified-Since). */
+static bool not_modified(const Request *req, const struct stat *st,
+                         const char *etag)
+{
+    if (req->if_none_match[0]) {
+        return http_etag_match(req->if_none_match, etag);
+    }
+    return req->if_modified_since >= 0 &&
+           st->st_mtime <= req->if_modified_since;
+}
+
+/* A listing of directory dir for a GET or HEAD of req->path. */
+static bool coroutine_fn serve_listing(Conn *c, Request *req, const char *dir,
+                                       Answer *ans)
+{
+    size_t len = 0;
+    char *page = dir_listing(dir, req->path, &len);
+    int hlen;
+    bool ok;
+
+    if (!page) {
+        return send_error(c, errno_status(errno), req, NULL, ans);
+    }
+    hlen = format_head(c, 200, req, "text/html; charset=utf-8", len,
+                       "Cache-Control: no-cache\r\n");
+    ans->status = 200;
+    ok = conn_send(c, c->out, hlen);
+    if (ok && !req->head) {
+        ok = conn_send(c, page, len);
+        ans->bytes = ok ? len : 0;
+    }
+    free(page);
+    return ok;
 }
 
 /* Answer one parsed GET or HEAD; false when the connection must close. */
-static bool coroutine_fn serve_file(Conn *c, Request *req)
+static bool coroutine_fn serve_file(Conn *c, Request *req, Answer *ans)
 {
-    char canon[PATH_MAX];
+    char canon[PATH_MAX], etag[80], lastmod[40], extra[512];
+    uint64_t size, start = 0, len;
     struct stat st;
-    int fd = open_target(c->srv, req, canon, &st);
+    int fd = open_target(req, canon, &st);
+    int status = 200, hlen;
     bool ok;
-    int hlen;
 
     if (fd == -301) {
         char loc[HEAD_MAX + 32];
 
         snprintf(loc, sizeof(loc), "Location: %.*s/\r\n",
                  (int)req->target_len, req->target);
-        return send_error(c, 301, req, loc);
+        return send_error(c, 301, req, loc, ans);
+    }
+    if (fd == TARGET_LISTING) {
+        return serve_listing(c, req, canon, ans);
     }
     if (fd < 0) {
-        return send_error(c, -fd, req, NULL);
+        return send_error(c, -fd, req, NULL, ans);
     }
-    hlen = format_head(c, 200, req, mime_type(canon), (uint64_t)st.st_size,
-                       NULL);
+    size = (uint64_t)st.st_size;
+    len = size;
+    validators(&st, etag, sizeof(etag), lastmod, sizeof(lastmod));
+    if (not_modified(req, &st, etag)) {
+        snprintf(extra, sizeof(extra), "ETag: %s\r\nLast-Modified: %s\r\n",
+                 etag, lastmod);
+        hlen = snprintf(c->out, CHUNK_SIZE,
+                        "HTTP/1.1 304 Not Modified\r\n"
+                        "Server: aioctx-httpd\r\nDate: %s\r\n%s%s\r\n",
+                        http_date_now(), extra,
+                        !req->keep_alive ? "Connection: close\r\n"
+                        : req->minor == 0 ? "Connection: keep-alive\r\n"
+                                          : "");
+        ans->status = 304;
+        close(fd);
+        return conn_send(c, c->out, hlen);
+    }
+    /* If-Range: the range only for the same version. */
+    if (req->range[0] && (!req->if_range[0] ||
+                          strcmp(req->if_range, etag) == 0 ||
+                          strcmp(req->if_range, lastmod) == 0)) {
+        status = http_parse_range(req->range, size, &start, &len);
+        if (status == 0) {
+            status = 200;
+            start = 0;
+            len = size;
+        }
+    }
+    if (status == 416) {
+        snprintf(extra, sizeof(extra), "Content-Range: bytes */%" PRIu64
+                 "\r\n", size);
+        close(fd);
+        return send_error(c, 416, req, extra, ans);
+    }
+    if (status == 206) {
+        snprintf(extra, sizeof(extra),
+                 "Accept-Ranges: bytes\r\nETag: %s\r\nLast-Modified: %s\r\n"
+                 "Content-Range: bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64
+                 "\r\n", etag, lastmod, start, start + len - 1, size);
+    } else {
+        snprintf(extra, sizeof(extra),
+                 "Accept-Ranges: bytes\r\nETag: %s\r\nLast-Modified: %s\r\n",
+                 etag, lastmod);
+    }
+    hlen = format_head(c, status, req, mime_type(canon), len, extra);
+    ans->status = status;
     if (req->head) {
         ok = conn_send(c, c->out, hlen);
     } else {
-        ok = send_file(c, fd, (uint64_t)st.st_size, hlen);
+        ok = send_body(c, fd, start, len, hlen, &ans->bytes);
     }
     close(fd);
     return ok;
+}
+
+/* One Common Log Format line: host - - [date] "line" status bytes. */
+static void access_log(Conn *c, const Request *req, const Answer *ans)
+{
+    char date[40], line[512];
+    time_t t = time(NULL);
+    struct tm tm;
+    int n;
+
+    if (g.quiet) {
+        return;
+    }
+    localtime_r(&t, &tm);
+    strftime(date, sizeof(date), "%d/%b/%Y:%H:%M:%S %z", &tm);
+    n = snprintf(line, sizeof(line), "%s - - [%s] \"%s\" %d ", c->peer, date,
+                 req->line[0] ? req->line : "-", ans->status);
+    if (n < 0 || (size_t)n >= sizeof(line) - 24) {
+        return;
+    }
+    if (ans->bytes) {
+        snprintf(line + n, sizeof(line) - n, "%" PRIu64 "\n", ans->bytes);
+    } else {
+        snprintf(line + n, sizeof(line) - n, "-\n");
+    }
+    fputs(line, stdout); /* one call: whole lines from every thread */
 }
 
 /* ------------------------------------------------------------------ */
@@ -815,7 +685,9 @@ static bool coroutine_fn serve_one(Conn *c)
 {
     Request r;
     size_t consumed = 0;
+    Answer ans = { 0 };
     int status;
+    bool ok;
 
     status = read_request(c, &r, &consumed);
     if (status < 0) {
@@ -843,8 +715,10 @@ static bool coroutine_fn serve_one(Conn *c)
         if (framed && !discard_body(c, r.content_length)) {
             return false;
         }
-        if (!send_error(c, status, &r,
-                        status == 405 ? "Allow: GET, HEAD\r\n" : NULL)) {
+        ok = send_error(c, status, &r,
+                        status == 405 ? "Allow: GET, HEAD\r\n" : NULL, &ans);
+        access_log(c, &r, &ans);
+        if (!ok) {
             return false;
         }
         if (!r.keep_alive) {
@@ -860,7 +734,9 @@ static bool coroutine_fn serve_one(Conn *c)
         r.keep_alive = false;
     }
     /* Before c->in moves: r.target points into it. */
-    if (!serve_file(c, &r)) {
+    ok = serve_file(c, &r, &ans);
+    access_log(c, &r, &ans);
+    if (!ok) {
         return false;
     }
     c->len -= consumed;
@@ -884,8 +760,21 @@ static void coroutine_fn conn_co(void *opaque)
 }
 
 /* ------------------------------------------------------------------ */
-/* The server                                                          */
+/* The servers                                                         */
 /* ------------------------------------------------------------------ */
+
+static void peer_name(Conn *c, const struct sockaddr_storage *ss)
+{
+    const void *addr = ss->ss_family == AF_INET6
+                           ? (const void *)&((const struct sockaddr_in6 *)ss)
+                                 ->sin6_addr
+                           : (const void *)&((const struct sockaddr_in *)ss)
+                                 ->sin_addr;
+
+    if (!inet_ntop(ss->ss_family, addr, c->peer, sizeof(c->peer))) {
+        snprintf(c->peer, sizeof(c->peer), "-");
+    }
+}
 
 static void server_accept(void *opaque)
 {
@@ -893,7 +782,9 @@ static void server_accept(void *opaque)
     int one = 1;
 
     for (;;) {
-        int fd = accept4(srv->listen_fd, NULL, NULL,
+        struct sockaddr_storage ss;
+        socklen_t slen = sizeof(ss);
+        int fd = accept4(srv->listen_fd, (struct sockaddr *)&ss, &slen,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
         Conn *c;
 
@@ -919,13 +810,14 @@ static void server_accept(void *opaque)
         }
         c->srv = srv;
         c->fd = fd;
+        peer_name(c, &ss);
         c->next = srv->conns;
         if (c->next) {
             c->next->pprev = &c->next;
         }
         c->pprev = &srv->conns;
         srv->conns = c;
-        srv->nconns++;
+        __atomic_add_fetch(&srv->nconns, 1, __ATOMIC_RELAXED);
         srv->connections++;
         qemu_coroutine_enter(qemu_coroutine_create(conn_co, c));
     }
@@ -951,18 +843,29 @@ static void server_sweep(void *opaque)
     timer_mod(srv->sweeper, now + SWEEP_MS);
 }
 
-static void on_signal(int signo, void *opaque)
+/* The server has no connection left at shutdown: tell the main loop. */
+static void server_stopped(Server *srv)
+{
+    if (srv->stopped) {
+        return;
+    }
+    srv->stopped = true;
+    if (__atomic_sub_fetch(&g.servers_left, 1, __ATOMIC_ACQ_REL) == 0) {
+        aio_context_stop(g.main_ctx);
+    }
+}
+
+/* In the server's thread: stop accepting, let connections finish. */
+static void server_begin_stop(void *opaque)
 {
     Server *srv = opaque;
 
     if (srv->stopping) {
-        fprintf(stderr, "httpd: %s again, dropping %u connection%s\n",
-                strsignal(signo), srv->nconns, srv->nconns == 1 ? "" : "s");
+        /* A second signal: cut the busy ones now. */
         srv->stop_deadline = 0;
         server_sweep(srv);
         return;
     }
-    fprintf(stderr, "httpd: %s, shutting down\n", strsignal(signo));
     srv->stopping = true;
     srv->stop_deadline = now_ms() + STOP_GRACE_MS;
     aio_set_fd_handler(srv->ctx, srv->listen_fd, NULL, NULL, NULL, NULL,
@@ -976,13 +879,93 @@ static void on_signal(int signo, void *opaque)
         }
     }
     if (!srv->nconns) {
-        aio_context_stop(srv->ctx);
+        server_stopped(srv);
     }
 }
 
-/* Listen on addr:port (IPv4 or IPv6); stores the URL form of the address. */
+/* In the server's thread, after the stop: release the timer. */
+static void server_cleanup(void *opaque)
+{
+    Server *srv = opaque;
+
+    timer_free(srv->sweeper);
+    srv->sweeper = NULL;
+    if (srv->listen_fd >= 0) {
+        aio_set_fd_handler(srv->ctx, srv->listen_fd, NULL, NULL, NULL, NULL,
+                           NULL);
+        close(srv->listen_fd);
+        srv->listen_fd = -1;
+    }
+}
+
+/* In the server's thread: start accepting. */
+static void server_begin(void *opaque)
+{
+    Server *srv = opaque;
+
+    aio_set_fd_handler(srv->ctx, srv->listen_fd, server_accept, NULL, NULL,
+                       NULL, srv);
+    srv->sweeper = aio_timer_new(srv->ctx, QEMU_CLOCK_REALTIME, SCALE_MS,
+                                 server_sweep, srv);
+    timer_mod(srv->sweeper, now_ms() + SWEEP_MS);
+}
+
+static bool stopping_all;
+
+/* The loop metrics of every context: the main one, then each IOThread's. */
+static void print_all_stats(void)
+{
+    print_stats(stdout, "httpd", "main", g.main_ctx);
+    for (int i = 0; i < g.nservers; i++) {
+        char who[32];
+
+        if (g.servers[i].iothread && g.servers[i].ctx) {
+            snprintf(who, sizeof(who), "thread %d", i);
+            print_stats(stdout, "httpd", who, g.servers[i].ctx);
+        }
+    }
+}
+
+static void on_usr1(int signo, void *opaque)
+{
+    (void)signo;
+    (void)opaque;
+    print_all_stats();
+}
+
+static void on_signal(int signo, void *opaque)
+{
+    unsigned busy = 0;
+
+    (void)opaque;
+    for (int i = 0; i < g.nservers; i++) {
+        busy += __atomic_load_n(&g.servers[i].nconns, __ATOMIC_RELAXED);
+    }
+    if (stopping_all) {
+        fprintf(stderr, "httpd: %s again, dropping %u connection%s\n",
+                strsignal(signo), busy, busy == 1 ? "" : "s");
+    } else {
+        fprintf(stderr, "httpd: %s, shutting down\n", strsignal(signo));
+    }
+    stopping_all = true;
+    for (int i = 0; i < g.nservers; i++) {
+        Server *srv = &g.servers[i];
+
+        if (srv->iothread) {
+            aio_bh_schedule_oneshot(srv->ctx, server_begin_stop, srv);
+        } else {
+            server_begin_stop(srv);
+        }
+    }
+}
+
+/*
+ * Listen on addr:port (IPv4 or IPv6); stores the URL form of the address
+ * and the port picked (for port 0), which further sockets then share
+ * (SO_REUSEPORT when reuse is set).
+ */
 static int listen_on(const char *addr, int *port, char *url_host,
-                     size_t url_host_len)
+                     size_t url_host_len, bool reuse)
 {
     struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_PASSIVE,
                               .ai_socktype = SOCK_STREAM };
@@ -1007,6 +990,9 @@ static int listen_on(const char *addr, int *port, char *url_host,
         return -1;
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (reuse) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    }
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0 ||
         getsockname(fd, (struct sockaddr *)&ss, &slen) < 0) {
         fprintf(stderr, "httpd: cannot listen on %s port %d: %s\n", addr,
@@ -1030,16 +1016,22 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: httpd [--port N] [--bind ADDR] [--root DIR] "
-            "[--engine NAME]\n"
+            "[--engine NAME] [--threads N] [--quiet]\n"
             "  --port N       TCP port (default 8080; 0 picks a free one)\n"
             "  --bind ADDR    IPv4 or IPv6 address (default 127.0.0.1)\n"
             "  --root DIR     directory to serve (default: the current "
             "directory)\n"
             "  --engine NAME  poll, epoll, io_uring, linux-aio or auto\n"
+            "  --threads N    serve from N IOThreads sharing the port with "
+            "SO_REUSEPORT\n"
+            "  --quiet        no access log on stdout\n"
             "  --help         show this text\n"
             "Serves the files under DIR with GET and HEAD over HTTP/1.1 "
-            "(index.html for\n"
-            "directories); Ctrl-C (SIGINT) or SIGTERM stops it.\n");
+            "(index.html or a\n"
+            "listing for directories, byte ranges, conditional requests) "
+            "and logs each\n"
+            "request on stdout (Common Log Format); Ctrl-C (SIGINT) or "
+            "SIGTERM stops it,\nSIGUSR1 prints the loop metrics.\n");
 }
 
 typedef struct Options {
@@ -1047,6 +1039,7 @@ typedef struct Options {
     const char *root;
     const char *engine;
     int port;
+    int threads;
 } Options;
 
 /* Returns -1 to go on, else the exit status. */
@@ -1057,13 +1050,15 @@ static int parse_options(int argc, char **argv, Options *o)
         { "bind", required_argument, NULL, 'b' },
         { "root", required_argument, NULL, 'r' },
         { "engine", required_argument, NULL, 'e' },
+        { "threads", required_argument, NULL, 't' },
+        { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     char *end;
     int c;
 
-    while ((c = getopt_long(argc, argv, "p:b:r:e:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:b:r:e:t:qh", opts, NULL)) != -1) {
         switch (c) {
         case 'p':
             errno = 0;
@@ -1082,6 +1077,18 @@ static int parse_options(int argc, char **argv, Options *o)
         case 'e':
             o->engine = optarg;
             break;
+        case 't':
+            o->threads = (int)strtol(optarg, &end, 10);
+            if (*end || !*optarg || o->threads < 0 ||
+                o->threads > MAX_THREADS) {
+                fprintf(stderr, "httpd: bad thread count '%s' (0 to %d)\n",
+                        optarg, MAX_THREADS);
+                return 2;
+            }
+            break;
+        case 'q':
+            g.quiet = true;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -1097,11 +1104,11 @@ static int parse_options(int argc, char **argv, Options *o)
     return -1;
 }
 
-static bool set_root(Server *srv, const char *dir)
+static bool set_root(const char *dir)
 {
     struct stat st;
 
-    if (!realpath(dir, srv->root) || stat(srv->root, &st) < 0) {
+    if (!realpath(dir, g.root) || stat(g.root, &st) < 0) {
         fprintf(stderr, "httpd: cannot serve '%s': %s\n", dir,
                 strerror(errno));
         return false;
@@ -1110,68 +1117,152 @@ static bool set_root(Server *srv, const char *dir)
         fprintf(stderr, "httpd: cannot serve '%s': not a directory\n", dir);
         return false;
     }
-    if (chdir(srv->root) < 0) {
-        fprintf(stderr, "httpd: cannot enter '%s': %s\n", srv->root,
+    if (chdir(g.root) < 0) {
+        fprintf(stderr, "httpd: cannot enter '%s': %s\n", g.root,
                 strerror(errno));
         return false;
     }
-    srv->root_len = strlen(srv->root);
+    g.root_len = strlen(g.root);
     return true;
+}
+
+/* Give every server its context: the main one, or a new IOThread's. */
+static bool servers_start(int threads)
+{
+    Error *err = NULL;
+
+    if (!threads) {
+        g.servers[0].ctx = g.main_ctx;
+        return true;
+    }
+    /* iothread_create() reads it; set before any thread exists. */
+    setenv("AIOCTX_ENGINE", aio_context_get_engine_name(g.main_ctx), 1);
+    for (int i = 0; i < threads; i++) {
+        char id[24];
+
+        snprintf(id, sizeof(id), "httpd-%d", i);
+        g.servers[i].iothread = iothread_create(id, &err);
+        if (!g.servers[i].iothread) {
+            fprintf(stderr, "httpd: %s\n", error_get_pretty(err));
+            error_free(err);
+            return false;
+        }
+        g.servers[i].ctx = iothread_get_aio_context(g.servers[i].iothread);
+    }
+    return true;
+}
+
+/* Release each server in its own thread, then stop the IOThreads. */
+static void servers_end(void)
+{
+    for (int i = 0; i < g.nservers; i++) {
+        Server *srv = &g.servers[i];
+
+        if (!srv->ctx) {
+            continue;
+        }
+        if (!srv->iothread) {
+            server_cleanup(srv);
+            continue;
+        }
+        /* Runs before the IOThread's stop request, queued behind it. */
+        aio_bh_schedule_oneshot(srv->ctx, server_cleanup, srv);
+        iothread_destroy(srv->iothread);
+    }
 }
 
 int main(int argc, char **argv)
 {
     Options o = { .addr = "127.0.0.1", .root = ".", .port = 8080 };
     AioContextOptions ctx_opts = { .engine = NULL };
-    static Server srv = { .listen_fd = -1 };
     char url_host[INET6_ADDRSTRLEN + 2];
+    unsigned long requests = 0, connections = 0;
     Error *err = NULL;
-    int ret;
+    int ret, status = 1;
 
     ret = parse_options(argc, argv, &o);
     if (ret >= 0) {
         return ret;
     }
-    if (!set_root(&srv, o.root)) {
+    if (!set_root(o.root)) {
         return 1;
     }
     ctx_opts.engine = o.engine;
-    srv.ctx = aio_context_new_with_options(&ctx_opts, &err);
-    if (!srv.ctx) {
+    g.main_ctx = aio_context_new_with_options(&ctx_opts, &err);
+    if (!g.main_ctx) {
         fprintf(stderr, "httpd: %s\n", error_get_pretty(err));
         error_free(err);
         return 1;
     }
     /* Before the thread pool or anything else starts a thread. */
-    if (aio_context_add_signal(srv.ctx, SIGINT, on_signal, &srv, &err) < 0 ||
-        aio_context_add_signal(srv.ctx, SIGTERM, on_signal, &srv, &err) < 0) {
+    if (aio_context_add_signal(g.main_ctx, SIGINT, on_signal, NULL, &err) <
+            0 ||
+        aio_context_add_signal(g.main_ctx, SIGTERM, on_signal, NULL, &err) <
+            0 ||
+        aio_context_add_signal(g.main_ctx, SIGUSR1, on_usr1, NULL, &err) <
+            0) {
         fprintf(stderr, "httpd: %s\n", error_get_pretty(err));
         error_free(err);
-        aio_context_unref(srv.ctx);
+        aio_context_unref(g.main_ctx);
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    srv.listen_fd = listen_on(o.addr, &o.port, url_host, sizeof(url_host));
-    if (srv.listen_fd < 0) {
-        aio_context_unref(srv.ctx);
-        return 1;
+    g.nservers = o.threads ? o.threads : 1;
+    for (int i = 0; i < g.nservers; i++) {
+        g.servers[i].listen_fd = -1;
     }
-    aio_set_fd_handler(srv.ctx, srv.listen_fd, server_accept, NULL, NULL,
-                       NULL, &srv);
-    srv.sweeper = aio_timer_new(srv.ctx, QEMU_CLOCK_REALTIME, SCALE_MS,
-                                server_sweep, &srv);
-    timer_mod(srv.sweeper, now_ms() + SWEEP_MS);
-
-    printf("httpd: serving %s on http://%s:%d/ (engine %s)\n", srv.root,
-           url_host, o.port, aio_context_get_engine_name(srv.ctx));
+    if (!servers_start(o.threads)) {
+        goto out;
+    }
+    for (int i = 0; i < g.nservers; i++) {
+        g.servers[i].listen_fd = listen_on(o.addr, &o.port, url_host,
+                                           sizeof(url_host), o.threads > 0);
+        if (g.servers[i].listen_fd < 0) {
+            goto out;
+        }
+    }
+    g.servers_left = g.nservers;
+    printf("httpd: serving %s on http://%s:%d/ (engine %s", g.root, url_host,
+           o.port, aio_context_get_engine_name(g.main_ctx));
+    if (o.threads) {
+        printf(", %d IOThread%s", o.threads, o.threads > 1 ? "s" : "");
+    }
+    printf(")\n");
     fflush(stdout);
+    if (!g.quiet) {
+        setvbuf(stdout, NULL, _IOLBF, 0); /* a log line as it happens */
+    }
+    for (int i = 0; i < g.nservers; i++) {
+        if (g.servers[i].iothread) {
+            aio_bh_schedule_oneshot(g.servers[i].ctx, server_begin,
+                                    &g.servers[i]);
+        } else {
+            server_begin(&g.servers[i]);
+        }
+    }
 
-    aio_context_run(srv.ctx);
+    aio_context_run(g.main_ctx);
+    status = 0;
 
-    timer_free(srv.sweeper);
-    aio_context_unref(srv.ctx);
-    printf("httpd: served %lu request%s on %lu connection%s\n", srv.requests,
-           srv.requests == 1 ? "" : "s", srv.connections,
-           srv.connections == 1 ? "" : "s");
-    return 0;
+out:
+    if (status == 0) {
+        print_all_stats();
+    }
+    servers_end();
+    for (int i = 0; i < g.nservers; i++) {
+        requests += g.servers[i].requests;
+        connections += g.servers[i].connections;
+        if (o.threads && g.servers[i].ctx && status == 0) {
+            printf("httpd: thread %d served %lu request%s\n", i,
+                   g.servers[i].requests,
+                   g.servers[i].requests == 1 ? "" : "s");
+        }
+    }
+    aio_context_unref(g.main_ctx);
+    if (status == 0) {
+        printf("httpd: served %lu request%s on %lu connection%s\n", requests,
+               requests == 1 ? "" : "s", connections,
+               connections == 1 ? "" : "s");
+    }
+    return status;
 }
