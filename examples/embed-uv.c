@@ -44,6 +44,8 @@
 
 #include <aioctx.h>
 
+#include "embed-demo.h"
+
 /* ------------------------------------------------------------------ */
 /* The driver: an AioContext in a uv_loop_t                            */
 /* ------------------------------------------------------------------ */
@@ -178,149 +180,19 @@ static void aio_uv_driver_stop(AioUvDriver *drv)
 /* The demonstration                                                   */
 /* ------------------------------------------------------------------ */
 
-enum {
-    STEP_BH,
-    STEP_REMOTE_BH,
-    STEP_TIMER,
-    STEP_FD,
-    STEP_COROUTINE,
-    STEP_COUNT
-};
-
 typedef struct Demo {
+    EmbedDemo demo; /* the work (embed-demo.h) */
     AioContext *ctx;
     AioUvDriver *driver;
     uv_loop_t *loop;
     uv_timer_t idle_end;    /* ends the idle time */
     uv_timer_t give_up;
-    QEMUTimer timer;
-    int pipe[2];
-    char path[64];          /* the coroutine's temporary file */
-    int64_t start_ns;
-    pthread_t thread;
-    bool thread_started;
-    bool done[STEP_COUNT];
-    int steps;
     int idle_ms;
     struct timespec idle_wall0;
     struct rusage idle_ru0;
     unsigned idle_prepares0;
     bool timed_out;
 } Demo;
-
-static double elapsed_ms(Demo *d)
-{
-    return (qemu_clock_get_ns(QEMU_CLOCK_REALTIME) - d->start_ns) / 1e6;
-}
-
-static void all_done(Demo *d);
-static void start_remote_thread(Demo *d);
-
-/*
- * Count a step.  The last one, a bottom half from another thread, is
- * scheduled once the others ran, while nothing else is due: only the
- * context's descriptor can wake the foreign loop for it.
- */
-static void step_done(Demo *d, int step, const char *what)
-{
-    if (d->done[step]) {
-        return;
-    }
-    d->done[step] = true;
-    d->steps++;
-    printf("[%7.2f ms] %s\n", elapsed_ms(d), what);
-    if (d->steps == STEP_COUNT - 1 && !d->done[STEP_REMOTE_BH]) {
-        start_remote_thread(d);
-    } else if (d->steps == STEP_COUNT) {
-        all_done(d);
-    }
-}
-
-static void on_bh(void *opaque)
-{
-    step_done(opaque, STEP_BH, "bottom half ran");
-}
-
-static void on_remote_bh(void *opaque)
-{
-    step_done(opaque, STEP_REMOTE_BH,
-              "bottom half scheduled by another thread ran");
-}
-
-/* Schedules a bottom half 20 ms in, while libuv sleeps. */
-static void *remote_thread(void *opaque)
-{
-    Demo *d = opaque;
-    struct timespec ts = { 0, 20 * 1000 * 1000 };
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-    }
-    aio_bh_schedule_oneshot(d->ctx, on_remote_bh, d);
-    return NULL;
-}
-
-static void start_remote_thread(Demo *d)
-{
-    if (pthread_create(&d->thread, NULL, remote_thread, d) != 0) {
-        printf("cannot start a thread\n");
-        return;
-    }
-    d->thread_started = true;
-}
-
-static void on_timer(void *opaque)
-{
-    Demo *d = opaque;
-
-    step_done(d, STEP_TIMER, "timer fired; writing into the watched pipe");
-    if (write(d->pipe[1], "x", 1) != 1) {
-        perror("embed-uv: write");
-    }
-}
-
-static void on_pipe_readable(void *opaque)
-{
-    Demo *d = opaque;
-    char buf[16];
-
-    if (read(d->pipe[0], buf, sizeof(buf)) > 0) {
-        step_done(d, STEP_FD, "fd handler read the pipe");
-    }
-}
-
-/* Sleep on a context timer, then a file round trip with file I/O. */
-static void coroutine_fn demo_coroutine(void *opaque)
-{
-    Demo *d = opaque;
-    char out[4096], in[sizeof(out)];
-    struct iovec wiov = { out, sizeof(out) }, riov = { in, sizeof(in) };
-    ssize_t wrote, got;
-    int fd, synced;
-
-    qemu_co_sleep_ns(QEMU_CLOCK_REALTIME, 10 * 1000 * 1000);
-    for (size_t i = 0; i < sizeof(out); i++) {
-        out[i] = (char)(i * 7 + 1);
-    }
-    fd = mkostemp(d->path, O_CLOEXEC);
-    if (fd < 0) {
-        perror("embed-uv: mkostemp");
-        return;
-    }
-    unlink(d->path);
-    wrote = aio_file_co_pwritev(fd, 0, &wiov, 1);
-    synced = aio_file_co_fsync(fd, true);
-    got = aio_file_co_preadv(fd, 0, &riov, 1);
-    close(fd);
-    if (wrote != (ssize_t)sizeof(out) || synced != 0 ||
-        got != (ssize_t)sizeof(in) || memcmp(in, out, sizeof(in)) != 0) {
-        printf("coroutine file I/O failed: wrote %zd, fsync %d, read %zd\n",
-               wrote, synced, got);
-        return;
-    }
-    step_done(d, STEP_COROUTINE,
-              "coroutine slept, then wrote, flushed and read back 4096 "
-              "bytes of a file");
-}
 
 static double ts_ms(const struct timeval *tv)
 {
@@ -354,10 +226,12 @@ static void idle_over(uv_timer_t *t)
 }
 
 /* Every step ran (called from the last one): idle, or stop. */
-static void all_done(Demo *d)
+static void all_done(void *opaque)
 {
+    Demo *d = opaque;
+
     printf("all %d steps ran through libuv (%u prepares, %u dispatches)\n",
-           d->steps, d->driver->prepares, d->driver->dispatches);
+           d->demo.steps, d->driver->prepares, d->driver->dispatches);
     uv_timer_stop(&d->give_up);
     if (d->idle_ms <= 0) {
         stop_everything(d);
@@ -373,7 +247,7 @@ static void give_up(uv_timer_t *t)
 {
     Demo *d = t->data;
 
-    printf("timed out with %d of %d steps done\n", d->steps, STEP_COUNT);
+    printf("timed out with %d of %d steps done\n", d->demo.steps, DEMO_STEP_COUNT);
     d->timed_out = true;
     stop_everything(d);
 }
@@ -399,7 +273,7 @@ int main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     AioContextOptions ctx_opts = { .engine = NULL };
-    Demo d = { .path = "/tmp/embed-uv-XXXXXX" };
+    Demo d = { 0 };
     AioUvDriver driver;
     Error *err = NULL;
     char *end;
@@ -436,10 +310,6 @@ int main(int argc, char **argv)
         error_free(err);
         return 1;
     }
-    if (pipe2(d.pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
-        perror("embed-uv: pipe");
-        return 1;
-    }
     d.loop = uv_default_loop();
     ret = aio_uv_driver_start(&driver, d.loop, d.ctx);
     if (ret < 0) {
@@ -453,14 +323,9 @@ int main(int argc, char **argv)
            aio_context_get_engine_name(d.ctx),
            aio_context_get_pollfd(d.ctx));
 
-    d.start_ns = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
-    aio_set_fd_handler(d.ctx, d.pipe[0], on_pipe_readable, NULL, NULL, NULL,
-                       &d);
-    aio_timer_init(d.ctx, &d.timer, QEMU_CLOCK_REALTIME, SCALE_MS, on_timer,
-                   &d);
-    timer_mod(&d.timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + 30);
-    aio_bh_schedule_oneshot(d.ctx, on_bh, &d);
-    qemu_coroutine_enter(qemu_coroutine_create(demo_coroutine, &d));
+    if (embed_demo_start(&d.demo, d.ctx, "embed-uv", all_done, &d) < 0) {
+        return 1;
+    }
     uv_timer_init(d.loop, &d.idle_end);
     uv_timer_init(d.loop, &d.give_up);
     d.idle_end.data = d.give_up.data = &d;
@@ -469,16 +334,10 @@ int main(int argc, char **argv)
     /* Returns once every handle is closed (stop_everything()). */
     uv_run(d.loop, UV_RUN_DEFAULT);
 
-    if (d.thread_started) {
-        pthread_join(d.thread, NULL);
-    }
-    timer_del(&d.timer);
-    aio_set_fd_handler(d.ctx, d.pipe[0], NULL, NULL, NULL, NULL, NULL);
+    embed_demo_finish(&d.demo);
     qemu_set_current_aio_context(NULL);
     uv_loop_close(d.loop);
     aio_context_unref(d.ctx);
-    close(d.pipe[0]);
-    close(d.pipe[1]);
-    printf("embed-uv: %d of %d steps done\n", d.steps, STEP_COUNT);
-    return d.steps == STEP_COUNT && !d.timed_out ? 0 : 1;
+    printf("embed-uv: %d of %d steps done\n", d.demo.steps, DEMO_STEP_COUNT);
+    return d.demo.steps == DEMO_STEP_COUNT && !d.timed_out ? 0 : 1;
 }
